@@ -1,0 +1,97 @@
+"""Shared test fixtures: the ../shared reference folder and synthetic slim checkpoints."""
+import importlib.util
+import json
+import os
+import pathlib
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent
+SHARED = ROOT.parent / 'shared'
+SLIM_REFERENCE = SHARED / 'slim_reference'
+CKPT_SEED = 1234
+
+
+def _import_from(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def shared_dir():
+    """../shared beside the checkout; tests that need it skip where it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip('../shared (reference data) is absent: run inside the svrens_tf environment')
+    return SHARED
+
+
+@pytest.fixture(scope='session')
+def slim_reference(shared_dir):
+    """Namespace with gen_ckpt, compare_reference and manifest(arch) / reference(arch)."""
+    class Ref:
+        gen_ckpt = _import_from(SLIM_REFERENCE / 'gen_ckpt.py', 'gen_ckpt')
+        compare_reference = _import_from(SLIM_REFERENCE / 'compare_reference.py',
+                                         'compare_reference')
+
+        @staticmethod
+        def manifest(arch):
+            return json.loads((SLIM_REFERENCE / f'{arch}.manifest.json').read_text())
+
+        @staticmethod
+        def reference(arch):
+            return Ref.compare_reference.load_reference(SLIM_REFERENCE / f'{arch}.reference.npz')
+    return Ref
+
+
+def write_v1_checkpoint(arrays, path):
+    """Write `arrays` (name -> ndarray) as an old single-file V1 checkpoint at `path`."""
+    import tensorflow as tf
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        variables = {name: tf1.Variable(value, name=name.replace('/', '_'))
+                     for name, value in arrays.items()}
+        saver = tf1.train.Saver(var_list=variables,
+                                write_version=tf1.train.SaverDef.V1)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            saver.save(sess, str(path), write_meta_graph=False, write_state=False)
+    return path
+
+
+@pytest.fixture(scope='session')
+def synthetic_checkpoint(slim_reference, tmp_path_factory):
+    """checkpoint(arch, fmt='v2'|'v1', scope=None) -> path of the seed-1234 slim checkpoint.
+
+    v2 returns the prefix (directory holds a `checkpoint` state file); v1 the single file.
+    `scope` renames the top-level scope (as the attack codebases' *_rename.ckpt copies do).
+    Written once per session and argument set.
+    """
+    cache = {}
+
+    def make(arch, fmt='v2', scope=None):
+        key = (arch, fmt, scope)
+        if key not in cache:
+            arrays = slim_reference.gen_ckpt.generate_arrays(
+                slim_reference.manifest(arch), CKPT_SEED)
+            if scope:
+                arrays = {scope + '/' + n.split('/', 1)[1]: v for n, v in arrays.items()}
+            folder = tmp_path_factory.mktemp(f'{arch}_{fmt}_{scope or "slim"}')
+            if fmt == 'v2':
+                path = slim_reference.gen_ckpt.write_tf1_checkpoint(arrays, str(folder / 'model.ckpt'))
+            elif fmt == 'v1':
+                path = write_v1_checkpoint(arrays, folder / 'model.ckpt')
+            else:
+                raise ValueError(fmt)
+            cache[key] = pathlib.Path(path)
+        return cache[key]
+    return make
+
+
+@pytest.fixture
+def rng():
+    return np.random.RandomState(0)
