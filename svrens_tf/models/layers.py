@@ -3,7 +3,9 @@
 A `SlimModel` creates its variables by full slim name (`<scope>/<block>/.../weights`) the first
 time its forward pass runs, so an architecture file reads like the checkpoint's table of
 contents and a released checkpoint restores by name. Inference mode only: batch norm uses the
-moving statistics.
+moving statistics, and a batch norm that follows a convolution is folded into the kernel
+(`w * scale`, then one bias add), which saves a multiply-add over every activation map and
+lets TF fuse conv + bias + ReLU.
 """
 import collections
 import contextlib
@@ -15,11 +17,25 @@ ModelOutput = collections.namedtuple('ModelOutput', ['logits', 'aux_logits'])
 IMAGE_SIZE = 299
 
 
+def symmetric_padding(kernel):
+    """slim's `conv2d_same` padding for a strided conv: k-1 pixels, the odd one at the end."""
+    total = kernel - 1
+    begin = total // 2
+    return [[0, 0], [begin, total - begin], [begin, total - begin], [0, 0]]
+
+
+def squeeze_spatial(x):
+    """[B,1,1,C] -> [B,C]; fails loudly when the map is not 1x1 (as slim's squeeze does)."""
+    return tf.squeeze(x, [1, 2])
+
+
 class SlimModel(tf.Module):
     """Base of the slim architectures: named variables, a scope stack, conv / BN / FC ops.
 
     Subclasses set `default_scope` and `bn_epsilon` (and `bn_scale` where BN has gamma) and
-    implement `forward(x) -> ModelOutput`.
+    implement `forward(x) -> ModelOutput`. Calling the model runs `forward` as a `tf.function`
+    (one trace per input shape), so eager callers pay no per-op Python cost; inside an outer
+    `tf.function` the call is traced into the caller's graph and is differentiable w.r.t. x.
     """
     default_scope = None
     bn_epsilon = 0.001
@@ -32,17 +48,21 @@ class SlimModel(tf.Module):
         self._variables = {}
         self._scopes = [self.scope]
         self._built = False
+        self._compiled_forward = tf.function(self.forward)
 
     def build(self):
         """Create every variable (one eager forward pass on a zero image); returns self."""
         if not self._built:
-            self.forward(tf.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3]))
+            with tf.init_scope():
+                self.forward(tf.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3]))
             self._built = True
         return self
 
     def __call__(self, x):
-        """x: float32 [B,299,299,3] in [-1,1] -> ModelOutput(logits, aux_logits)."""
-        return self.forward(tf.convert_to_tensor(x, tf.float32))
+        """x: float32 [B,H,W,3] in [-1,1] (H = W = 299 for the slim checkpoints)
+        -> ModelOutput(logits [B,C], aux_logits [B,C] or None)."""
+        self.build()
+        return self._compiled_forward(tf.convert_to_tensor(x, tf.float32))
 
     def forward(self, x):
         raise NotImplementedError
@@ -54,6 +74,7 @@ class SlimModel(tf.Module):
 
     @contextlib.contextmanager
     def name_scope(self, name):
+        """Push `name` (one or more '/'-separated components) onto the variable scope."""
         self._scopes.append(name)
         try:
             yield
@@ -74,30 +95,39 @@ class SlimModel(tf.Module):
             raise ValueError(f'{full}: shape {tuple(shape)} requested, {tuple(var.shape)} exists')
         return var
 
-    def batch_norm(self, x):
-        """Inference batch norm under `<scope>/BatchNorm` (gamma only when `bn_scale`)."""
-        depth = x.shape[-1]
-        with self.name_scope('BatchNorm'):
+    def batch_norm_affine(self, depth, scope='BatchNorm'):
+        """Inference batch norm under `<scope>` as (scale, shift): y = x * scale + shift."""
+        with self.name_scope(scope):
             beta = self.variable('beta', [depth])
             gamma = self.variable('gamma', [depth]) if self.bn_scale else None
             mean = self.variable('moving_mean', [depth])
-            var = self.variable('moving_variance', [depth])
-        scale = tf.math.rsqrt(var + self.bn_epsilon)
+            variance = self.variable('moving_variance', [depth])
+        scale = tf.math.rsqrt(variance + self.bn_epsilon)
         if gamma is not None:
             scale = scale * gamma
-        return x * scale + (beta - mean * scale)
+        return scale, beta - mean * scale
+
+    def batch_norm(self, x, scope='BatchNorm', activation=None):
+        """slim.batch_norm on its own (resnet_v2 `preact` / `postnorm`), then the activation."""
+        scale, shift = self.batch_norm_affine(x.shape[-1], scope)
+        y = x * scale + shift
+        return activation(y) if activation is not None else y
 
     def conv2d(self, x, filters, kernel, scope, stride=1, padding='SAME',
                normalizer=True, activation=tf.nn.relu):
-        """slim.conv2d: conv, then batch norm (no biases) or biases, then the activation."""
+        """slim.conv2d: conv, then batch norm (no biases) or biases, then the activation.
+
+        `padding`: 'SAME', 'VALID' or explicit pairs (see `symmetric_padding`).
+        """
         kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
         with self.name_scope(scope):
             w = self.variable('weights', [kh, kw, x.shape[-1], filters])
-            y = tf.nn.conv2d(x, w, stride, padding)
             if normalizer:
-                y = self.batch_norm(y)
+                scale, shift = self.batch_norm_affine(filters)
+                w = w * scale
             else:
-                y = tf.nn.bias_add(y, self.variable('biases', [filters]))
+                shift = self.variable('biases', [filters])
+        y = tf.nn.bias_add(tf.nn.conv2d(x, w, stride, padding), shift)
         return activation(y) if activation is not None else y
 
     def fully_connected(self, x, units, scope, activation=None):
