@@ -1,0 +1,143 @@
+"""AttackConfig: every knob of the base attacks and of SVR-Ens, and the paper's presets.
+
+A preset (`base`) only fills in component fields the caller left unset, so
+`AttackConfig(base='ti_dim', di_prob=0.7)` is TI-DIM with a different DI probability.
+Units follow the authors' flags: `max_epsilon`, `alpha` and `beta` are in pixel units (of 255);
+the attack works in [-1, 1] where a pixel unit is 2/255 (see `eps`, `step`, `inner_step`).
+"""
+import dataclasses
+from typing import Optional
+
+# Component settings of each base attack of the paper (ALGORITHM.md, "Base attacks").
+# m_svrg is the authors' script default: 16 for I/MI-FGSM, 32 for the TI/DI/SI/Admix scripts.
+PRESETS = {
+    'i_fgsm': dict(momentum=0.0, m_svrg=16),
+    'mi_fgsm': dict(momentum=1.0, m_svrg=16),
+    'ni_fgsm': dict(momentum=1.0, nesterov=True, m_svrg=16),
+    'tim': dict(momentum=1.0, ti_kernel_size=7, m_svrg=32),
+    'dim': dict(momentum=1.0, di_prob=0.5, m_svrg=32),
+    'ti_dim': dict(momentum=1.0, ti_kernel_size=7, di_prob=0.5, m_svrg=32),
+    'si_ti_dim': dict(momentum=1.0, ti_kernel_size=7, di_prob=0.5, si_copies=5, m_svrg=32),
+    'admix_ti_dim': dict(momentum=1.0, ti_kernel_size=7, di_prob=0.5, si_copies=5,
+                         si_aggregate='mean', admix_copies=3, m_svrg=32),
+}
+
+# Value of a component field when neither the caller nor the preset sets it (= component off).
+COMPONENT_OFF = dict(momentum=1.0, nesterov=False, ti_kernel_size=0, di_prob=0.0, si_copies=1,
+                     si_aggregate='sum', admix_copies=0, m_svrg=16)
+
+ENSEMBLES = ('ens', 'svre')
+FUSIONS = ('logits', 'predictions', 'loss')
+OUTER_GRADS = ('auto', 'recompute', 'cache', 'shared')
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+    """One attack: a base preset, its components, the ensemble strategy and SVR-Ens settings.
+
+    Fields left as None take the preset's value (or the component's "off" value).
+    base: preset name, a key of PRESETS.
+    ensemble: 'ens' (gradient of the fused ensemble loss) or 'svre' (SVR-Ens estimator).
+    fusion: ensemble loss, 'logits' (authors' code), 'predictions' or 'loss' (paper Eq. 1-3).
+    aux_weight: weight of the aux-logits cross-entropy, for models that have aux logits.
+    max_epsilon: L-inf budget in pixel units.  num_iter: outer iterations T.
+    alpha: outer step in pixel units (default max_epsilon / num_iter).
+    momentum: mu of the outer MI update; 0 gives I-FGSM.  nesterov: NI look-ahead.
+    ti_kernel_size, ti_nsig: TI Gaussian smoothing of gradients (size 0 = off).
+    di_prob: DI probability (0 = off).  di_pad_size: DI padded size; None scales the
+        authors' 331 for 299 inputs to the input size.  di_per_image: one coin per image
+        instead of the authors' one coin per batch.
+    si_copies: SI scale copies x/2^i (1 = off).  si_aggregate: 'sum' of the 1/2^i weighted
+        copy gradients (authors' SI scripts) or 'mean' (authors' Admix script).
+    admix_copies: Admix mixed copies (0 = off).  admix_portion: weight of the mixed-in image.
+    m_svrg: inner iterations M of SVR-Ens (0 reduces svre to ens).
+    beta: inner step in pixel units (default alpha).
+    inner_momentum: momentum of the inner accumulator; the authors' scripts all use 1.
+    outer_grad: how SVR-Ens gets grad J_k(x_t) for the control variate.  'recompute': a fresh
+        pass per inner step (authors' code, K + 2M passes per outer step); 'cache': one pass
+        per model per outer step, reused (2K + M passes; identical to recompute when the
+        transforms are deterministic); 'shared': recomputed per inner step with the same
+        random transform draw as grad J_k(x_in) (textbook SVRG control variate).  Under
+        DI/SI/Admix randomness 'cache' and 'shared' are different estimators from the
+        authors'.  'auto': cache when the transforms are deterministic, else recompute.
+    targeted: labels are targets; the attack descends on their loss.
+    seed: seeds every random draw (model choice and transforms), with the batch content.
+    """
+    base: str = 'mi_fgsm'
+    ensemble: str = 'svre'
+    fusion: str = 'logits'
+    aux_weight: float = 0.4
+    max_epsilon: float = 16.0
+    num_iter: int = 10
+    alpha: Optional[float] = None
+    momentum: Optional[float] = None
+    nesterov: Optional[bool] = None
+    ti_kernel_size: Optional[int] = None
+    ti_nsig: float = 3.0
+    di_prob: Optional[float] = None
+    di_pad_size: Optional[int] = None
+    di_per_image: bool = False
+    si_copies: Optional[int] = None
+    si_aggregate: Optional[str] = None
+    admix_copies: Optional[int] = None
+    admix_portion: float = 0.2
+    m_svrg: Optional[int] = None
+    beta: Optional[float] = None
+    inner_momentum: float = 1.0
+    outer_grad: str = 'auto'
+    targeted: bool = False
+    seed: int = 1000
+
+    def __post_init__(self):
+        if self.base not in PRESETS:
+            raise ValueError(f'unknown base {self.base!r}; presets: {sorted(PRESETS)}')
+        preset = PRESETS[self.base]
+        for name, off in COMPONENT_OFF.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, preset.get(name, off))
+        if self.alpha is None:
+            object.__setattr__(self, 'alpha', self.max_epsilon / self.num_iter)
+        if self.beta is None:
+            object.__setattr__(self, 'beta', self.alpha)
+        if self.outer_grad == 'auto':
+            object.__setattr__(self, 'outer_grad',
+                               'recompute' if self.random_transforms else 'cache')
+        self._check()
+
+    def _check(self):
+        choices = dict(ensemble=ENSEMBLES, fusion=FUSIONS, outer_grad=OUTER_GRADS,
+                       si_aggregate=('sum', 'mean'))
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f'{name}={getattr(self, name)!r}; choose from {allowed}')
+        if self.num_iter < 1 or self.m_svrg < 0 or self.si_copies < 1 or self.admix_copies < 0:
+            raise ValueError('num_iter >= 1, m_svrg >= 0, si_copies >= 1, admix_copies >= 0')
+        if self.ti_kernel_size < 0 or (self.ti_kernel_size and self.ti_kernel_size % 2 == 0):
+            raise ValueError('ti_kernel_size must be 0 (off) or odd')
+        if not 0.0 <= self.di_prob <= 1.0:
+            raise ValueError('di_prob must lie in [0, 1]')
+
+    @property
+    def eps(self):
+        """L-inf budget in [-1, 1] units."""
+        return 2.0 * self.max_epsilon / 255.0
+
+    @property
+    def step(self):
+        """Outer step alpha in [-1, 1] units."""
+        return 2.0 * self.alpha / 255.0
+
+    @property
+    def inner_step(self):
+        """Inner step beta in [-1, 1] units."""
+        return 2.0 * self.beta / 255.0
+
+    @property
+    def random_transforms(self):
+        """Whether a gradient evaluation draws random input transforms (DI or Admix)."""
+        return self.di_prob > 0.0 or self.admix_copies > 0
+
+    @property
+    def inner_steps(self):
+        """Inner iterations actually run: M for svre, 0 for ens."""
+        return self.m_svrg if self.ensemble == 'svre' else 0

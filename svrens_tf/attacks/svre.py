@@ -1,0 +1,66 @@
+"""SVR-Ens: the variance-reduced gradient direction that replaces the ensemble gradient.
+
+From anchor x_t (the outer query point) the inner loop runs M steps on a fresh copy x_in:
+    g = grad J_k(x_in) - (grad J_k(x_t) - g_ens),  k drawn per step,
+    g = TI(g) (TI variants);  G_in = mu_in * G_in + norm(g);  x_in = clip(x_in + beta sign(G_in))
+and returns the last G_in, which the outer update then uses like a gradient (ALGORITHM.md).
+How grad J_k(x_t) is obtained follows `cfg.outer_grad` (recompute | cache | shared).
+"""
+import tensorflow as tf
+
+from svrens_tf.attacks import randomness, smoothing, updates
+
+
+def passes_per_outer_step(cfg, num_models):
+    """Single-model gradient passes per outer step: K for the ensemble gradient, plus the
+    inner loop's M (at x_in) and M (recompute, shared) or K (cache) at the anchor."""
+    inner = cfg.inner_steps
+    if inner == 0:
+        return num_models
+    anchor = num_models if cfg.outer_grad == 'cache' else inner
+    return num_models + inner + anchor
+
+
+def svre_direction(oracle, x_anchor, clean, labels, g_ens, step_models, step_key, box, kernel):
+    """(G_in, passes): the last inner accumulator of SVR-Ens around `x_anchor` and the
+    single-model gradient passes spent on it.
+
+    step_models: [M] int32 surrogate indices of this outer step's inner iterations.
+    step_key: key of this outer step; kernel: TI kernel or None.
+    """
+    cfg = oracle.cfg
+    anchor_batch = x_anchor[None]
+    passes = tf.constant(0)
+    if cfg.outer_grad == 'cache':
+        passes += oracle.num_models
+        every_model = tf.range(oracle.num_models)
+        cache_key = randomness.derive(step_key, randomness.CACHE)
+        anchor_grads = oracle.singles(
+            every_model, tf.repeat(anchor_batch, oracle.num_models, axis=0), clean, labels,
+            tf.repeat(cache_key[None], oracle.num_models, axis=0))
+
+    def inner_step(m, x_in, velocity, passes):
+        k = step_models[m]
+        inner_key = randomness.derive(step_key, randomness.INNER, m)
+        if cfg.outer_grad == 'cache':
+            g_in = oracle.singles(k[None], x_in[None], clean, labels, inner_key[None])[0]
+            g_anchor = anchor_grads[k]
+            passes += 1
+        else:
+            anchor_key = (inner_key if cfg.outer_grad == 'shared'
+                          else randomness.derive(step_key, randomness.ANCHOR, m))
+            pair = oracle.singles(tf.stack([k, k]), tf.stack([x_in, x_anchor]), clean, labels,
+                                  tf.stack([inner_key, anchor_key]))
+            g_in, g_anchor = pair[0], pair[1]
+            passes += 2
+        g = g_in - (g_anchor - g_ens)
+        if kernel is not None:
+            g = smoothing.smooth(g, kernel)
+        velocity = updates.accumulate(velocity, updates.normalize(g), cfg.inner_momentum)
+        x_in = updates.sign_step(x_in, velocity, cfg.inner_step, box)
+        return m + 1, x_in, velocity, passes
+
+    _, _, velocity, passes = tf.while_loop(
+        lambda m, *_: m < cfg.m_svrg, inner_step,
+        (tf.constant(0), x_anchor, tf.zeros_like(x_anchor), passes))
+    return velocity, passes
