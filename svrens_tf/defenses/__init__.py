@@ -1,0 +1,47 @@
+"""The defenses of Table 3 as callables from uint8 images [B,299,299,3] to labels in 1..1000.
+
+    from svrens_tf import defenses
+    defense = defenses.build('jpeg', checkpoint_dir, quality=75)
+    defense.classifiers        # zoo names it loaded
+    labels = defense(images)   # np.int64 [B]; 'rs' answers 0 where it abstains
+
+Defaults are the settings the authors' group ran (ALGORITHM.md, "Defenses of Table 3");
+options name the alternatives. Every defense takes `load_model(zoo_name, checkpoint_dir)`
+(default `svrens_tf.models.load`) and single-classifier ones a `classifier` (zoo name or
+callable). HGD, NRP and other programs plug in through `defenses.external`.
+"""
+import inspect
+
+from svrens_tf.defenses import bit_red, comdefend, external, fd, jpeg, nips_r3, rp, rs
+
+REGISTRY = {
+    'bit_red': bit_red.BitReduction,
+    'jpeg': jpeg.Jpeg,
+    'fd': fd.FeatureDistillation,
+    'rp': rp.RandomResizePad,
+    'nips_r3': nips_r3.NipsR3,
+    'rs': rs.RandomizedSmoothing,
+    'comdefend': comdefend.ComDefend,
+}
+NAMES = tuple(REGISTRY)
+
+
+def options(name):
+    """The options `build` accepts for defense `name`, with their defaults."""
+    if name not in REGISTRY:
+        raise ValueError(f'unknown defense {name!r}; choose from {", ".join(NAMES)}')
+    return {p.name: p.default for p in inspect.signature(REGISTRY[name]).parameters.values()
+            if p.name not in ('checkpoint_dir', 'seed')}
+
+
+def build(name, checkpoint_dir=None, seed=0, **kwargs):
+    """The defense `name`, its classifiers loaded from `checkpoint_dir`, randomness from `seed`."""
+    accepted = options(name)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f'defense {name!r} has no option {", ".join(unknown)}; '
+                         f'it takes {", ".join(accepted) or "none"}')
+    cls = REGISTRY[name]
+    if 'seed' in inspect.signature(cls).parameters:
+        kwargs['seed'] = seed
+    return cls(checkpoint_dir=checkpoint_dir, **kwargs)
