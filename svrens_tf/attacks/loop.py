@@ -68,7 +68,7 @@ def _traced(surrogates, cfg, image_size):
 
 def _schedule(model_indices, key, cfg, num_models):
     shape = (cfg.num_iter, cfg.inner_steps)
-    if model_indices is None:
+    if model_indices is None or not cfg.inner_steps:
         return randomness.model_schedule(key, *shape, num_models)
     indices = np.asarray(model_indices, np.int32).reshape(shape)
     if indices.size and (indices.min() < 0 or indices.max() >= num_models):
@@ -83,7 +83,7 @@ def attack(surrogates, x, y, cfg, model_indices=None):
         .logits/.aux_logits (aux may be None).
     y: true labels, or target labels when cfg.targeted.
     model_indices: optional int array [num_iter, m_svrg] of surrogate indices of the inner
-        steps (svre); drawn from cfg.seed and the batch when None.
+        steps (svre; ens has none and ignores it); drawn from cfg.seed and the batch when None.
     Returns AttackResult(x_adv tensor, gradient_passes): the single-model forward-backward
     passes the attack ran (an SI/Admix pass covers all copies of the batch).
     """

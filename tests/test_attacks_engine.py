@@ -1,0 +1,260 @@
+"""The attack engine end to end on small surrogates.
+
+The reference loops below are re-derived in plain numpy from ALGORITHM.md (the authors'
+Ens/SVRE scripts) over softmax-regression surrogates whose input gradients numpy computes in
+closed form; attacks.generate must reproduce their adversarial images.
+"""
+import collections
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import tensorflow as tf
+
+from svrens_tf import attacks
+
+SIZE, CLASSES, BATCH = 8, 5, 2
+Heads = collections.namedtuple('Heads', ['logits', 'aux_logits'])
+
+
+class SoftmaxRegression:
+    """logits = flatten(x) @ w + b, optionally an aux head; a TF callable with numpy gradients."""
+
+    def __init__(self, rng, aux):
+        dim = SIZE * SIZE * 3
+        self.heads = [(rng.randn(dim, CLASSES).astype(np.float32) * 0.05,
+                       rng.randn(CLASSES).astype(np.float32))
+                      for _ in range(2 if aux else 1)]
+
+    @property
+    def has_aux(self):
+        return len(self.heads) == 2
+
+    def __call__(self, x):
+        flat = tf.reshape(x, [tf.shape(x)[0], -1])
+        logits = [flat @ w + b for w, b in self.heads]
+        return Heads(logits[0], logits[1] if self.has_aux else None)
+
+    def logits(self, x):
+        flat = x.reshape(len(x), -1).astype(np.float64)
+        return [flat @ w + b for w, b in self.heads]
+
+
+def ce_logit_grad(logits, y):
+    """d mean-CE / d logits."""
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1.0
+    return p / len(y)
+
+
+def single_grad(model, x, y, sign):
+    """Input gradient of J_k = CE(logits) + 0.4 CE(aux)."""
+    weights = [1.0, 0.4]
+    grad = sum(wt * ce_logit_grad(l, y) @ w.T
+               for wt, l, (w, _) in zip(weights, model.logits(x), model.heads))
+    return sign * grad.reshape(x.shape)
+
+
+def ensemble_grad(models, x, y, sign):
+    """Input gradient of CE(mean logits) + 0.4 CE(mean aux logits of the aux models)."""
+    grad = 0.0
+    for head, weight in ((0, 1.0), (1, 0.4)):
+        members = [m for m in models if len(m.heads) > head]
+        mean_logits = sum(m.logits(x)[head] for m in members) / len(members)
+        upstream = ce_logit_grad(mean_logits, y)
+        grad = grad + weight * sum(upstream @ m.heads[head][0].T for m in members) / len(members)
+    return sign * grad.reshape(x.shape)
+
+
+def norm(g):
+    return g / np.mean(np.abs(g), axis=(1, 2, 3), keepdims=True)
+
+
+def ti(g):
+    """The authors' gkern(7, 3) convolved per channel with zero padding."""
+    pdf = np.exp(-0.5 * np.linspace(-3, 3, 7) ** 2)
+    kernel = np.outer(pdf, pdf) / np.outer(pdf, pdf).sum()
+    return scipy.ndimage.correlate(g, kernel[None, :, :, None], mode='constant')
+
+
+def reference_attack(models, x, y, base, ensemble, indices, targeted, num_iter, eps, alpha):
+    """The authors' Ens / SVRE loops for I-FGSM, MI-FGSM and TIM (ALGORITHM.md)."""
+    sign = -1.0 if targeted else 1.0
+    smooth = ti if base == 'tim' else (lambda g: g)
+    x = x.astype(np.float64)
+    x_min, x_max = np.clip(x - eps, -1, 1), np.clip(x + eps, -1, 1)
+    velocity = np.zeros_like(x)
+    for t in range(num_iter):
+        g_ens = ensemble_grad(models, x, y, sign)
+        if ensemble == 'ens':
+            direction = smooth(g_ens)
+        else:
+            x_in, inner = x.copy(), np.zeros_like(x)
+            for k in indices[t]:
+                g = single_grad(models[k], x_in, y, sign) - (
+                    single_grad(models[k], x, y, sign) - g_ens)
+                inner = inner + norm(smooth(g))
+                x_in = np.clip(x_in + alpha * np.sign(inner), x_min, x_max)
+            direction = smooth(inner)
+        if base == 'i_fgsm':
+            x = np.clip(x + alpha * np.sign(direction), x_min, x_max)
+        else:
+            velocity = velocity + norm(direction)
+            x = np.clip(x + alpha * np.sign(velocity), x_min, x_max)
+    return x
+
+
+@pytest.fixture(scope='module')
+def linear_models():
+    rng = np.random.RandomState(7)
+    return [SoftmaxRegression(rng, aux=k != 1) for k in range(3)]
+
+
+@pytest.fixture(scope='module')
+def batch():
+    rng = np.random.RandomState(3)
+    x = rng.uniform(-1, 1, (BATCH, SIZE, SIZE, 3)).astype(np.float32)
+    x[:, :2] = 1.0  # saturated pixels exercise the [-1, 1] clip
+    return x, rng.randint(0, CLASSES, BATCH)
+
+
+@pytest.mark.parametrize('base,ensemble,targeted', [
+    ('i_fgsm', 'svre', False), ('mi_fgsm', 'svre', False), ('mi_fgsm', 'svre', True),
+    ('tim', 'svre', False), ('i_fgsm', 'ens', False), ('mi_fgsm', 'ens', False)])
+def test_generate_matches_numpy_reference(linear_models, batch, base, ensemble, targeted):
+    x, y = batch
+    cfg = attacks.AttackConfig(base=base, ensemble=ensemble, num_iter=3, m_svrg=4,
+                               targeted=targeted, seed=11)
+    indices = np.random.RandomState(5).randint(0, 3, (3, 4))
+    x_adv = attacks.generate(linear_models, x, y, cfg, model_indices=indices)
+    expected = reference_attack(linear_models, x, y, base, ensemble, indices, targeted,
+                                cfg.num_iter, cfg.eps, cfg.step)
+    assert np.abs(x_adv - x).max() > 0.5 * cfg.eps
+    np.testing.assert_allclose(x_adv, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('base', ['mi_fgsm', 'ti_dim', 'admix_ti_dim'])
+def test_svre_without_inner_steps_equals_ens(linear_models, batch, base):
+    x, y = batch
+    ens = attacks.AttackConfig(base=base, ensemble='ens', num_iter=2, seed=4)
+    svre = attacks.AttackConfig(base=base, ensemble='svre', m_svrg=0, num_iter=2, seed=4)
+    np.testing.assert_array_equal(attacks.generate(linear_models, x, y, ens),
+                                  attacks.generate(linear_models, x, y, svre))
+
+
+@pytest.fixture(scope='module')
+def conv_models():
+    """Two small CNNs with different class counts' worth of capacity, one with an aux head."""
+    tf.keras.utils.set_random_seed(2)
+
+    def cnn(aux):
+        inputs = tf.keras.Input((SIZE, SIZE, 3))
+        h = tf.keras.layers.Conv2D(6, 3, padding='same', activation='relu')(inputs)
+        logits = tf.keras.layers.Dense(CLASSES)(tf.keras.layers.GlobalAveragePooling2D()(h))
+        outputs = [logits, tf.keras.layers.Dense(CLASSES)(tf.keras.layers.Flatten()(h))]
+        return tf.keras.Model(inputs, outputs if aux else logits)
+    return [cnn(True), cnn(False)]
+
+
+@pytest.mark.parametrize('base', ['i_fgsm', 'mi_fgsm', 'tim'])
+def test_cached_outer_gradients_equal_recomputed(conv_models, batch, base):
+    x, y = batch
+    indices = np.random.RandomState(1).randint(0, 2, (3, 5))
+    results = {}
+    for outer_grad in ('recompute', 'cache', 'shared'):
+        cfg = attacks.AttackConfig(base=base, num_iter=3, m_svrg=5, outer_grad=outer_grad)
+        results[outer_grad] = attacks.generate(conv_models, x, y, cfg, model_indices=indices)
+    difference = max(np.abs(results['cache'] - results['recompute']).max(),
+                     np.abs(results['shared'] - results['recompute']).max())
+    print(f'{base}: max |cache - recompute| = {difference:g}')
+    assert difference == 0.0
+
+
+@pytest.mark.parametrize('outer_grad,per_step', [('recompute', 3 + 2 * 4), ('cache', 3 + 3 + 4),
+                                                 ('shared', 3 + 2 * 4)])
+def test_gradient_passes_are_counted(linear_models, batch, outer_grad, per_step):
+    x, y = batch
+    cfg = attacks.AttackConfig(base='mi_fgsm', num_iter=2, m_svrg=4, outer_grad=outer_grad)
+    assert attacks.attack(linear_models, x, y, cfg).gradient_passes == 2 * per_step
+    assert attacks.passes_per_outer_step(cfg, 3) == per_step
+    ens = attacks.AttackConfig(base='mi_fgsm', ensemble='ens', num_iter=2)
+    assert attacks.attack(linear_models, x, y, ens).gradient_passes == 2 * 3
+
+
+@pytest.fixture(scope='module')
+def wide_models():
+    """Softmax regressions on 32x32 images, where DI's resize range is not trivial."""
+    rng = np.random.RandomState(9)
+
+    def model(w):
+        return lambda x: tf.reshape(x, [tf.shape(x)[0], -1]) @ w
+    return [model(tf.constant(rng.randn(32 * 32 * 3, 4).astype(np.float32) * 0.05))
+            for _ in range(2)]
+
+
+@pytest.mark.parametrize('ensemble', ['ens', 'svre'])
+@pytest.mark.parametrize('base', sorted(attacks.PRESETS))
+def test_every_preset_stays_in_the_eps_box(wide_models, base, ensemble):
+    rng = np.random.RandomState(0)
+    x = np.clip(rng.uniform(-1.1, 1.1, (2, 32, 32, 3)), -1, 1).astype(np.float32)
+    cfg = attacks.AttackConfig(base=base, ensemble=ensemble, num_iter=2, m_svrg=2,
+                               max_epsilon=8)
+    x_adv = attacks.generate(wide_models, x, np.array([0, 3]), cfg)
+    assert x_adv.shape == x.shape and x_adv.dtype == np.float32
+    assert np.abs(x_adv - x).max() <= cfg.eps + 1e-6
+    assert x_adv.min() >= -1.0 and x_adv.max() <= 1.0
+    assert np.abs(x_adv - x).max() >= 0.5 * cfg.eps
+
+
+def test_seeded_and_replayable(wide_models):
+    x = np.random.RandomState(1).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    y = np.array([1, 2])
+    cfg = attacks.AttackConfig(base='ti_dim', num_iter=2, m_svrg=3, seed=5)
+    first = attacks.generate(wide_models, x, y, cfg)
+    np.testing.assert_array_equal(first, attacks.generate(wide_models, x, y, cfg))
+    other = attacks.generate(wide_models, x, y, attacks.AttackConfig(
+        base='ti_dim', num_iter=2, m_svrg=3, seed=6))
+    assert not np.array_equal(first, other)
+
+
+def test_model_indices_pick_the_inner_surrogates(linear_models, batch):
+    """Inner steps that only ever use one surrogate equal an svre run whose other surrogates
+    are never picked: the schedule, not chance, decides."""
+    x, y = batch
+    cfg = attacks.AttackConfig(base='mi_fgsm', num_iter=2, m_svrg=3)
+    only_first = np.zeros((2, 3), np.int32)
+    a = attacks.generate(linear_models, x, y, cfg, model_indices=only_first)
+    b = attacks.generate(linear_models, x, y, cfg, model_indices=only_first + 1)
+    assert not np.array_equal(a, b)
+    with pytest.raises(ValueError):
+        attacks.generate(linear_models, x, y, cfg, model_indices=only_first + 3)
+
+
+def test_tensor_io_and_no_retrace_on_the_next_batch(linear_models, batch):
+    x, y = batch
+    traces = []
+
+    def counted(x):
+        traces.append(1)  # Python side effects run only while tracing
+        return linear_models[0](x)
+    cfg = attacks.AttackConfig(base='mi_fgsm', num_iter=2, m_svrg=2)
+    out = attacks.generate([counted, linear_models[1]], tf.constant(x), y, cfg)
+    assert tf.is_tensor(out) and out.shape == x.shape
+    traced = len(traces)
+    attacks.generate([counted, linear_models[1]], -x, y, cfg)
+    assert len(traces) == traced
+
+
+def test_targeted_attack_lowers_the_target_loss(conv_models, batch):
+    x, _ = batch
+    target = np.array([1, 4])
+    cfg = attacks.AttackConfig(base='mi_fgsm', ensemble='svre', targeted=True, num_iter=4,
+                               m_svrg=4)
+    x_adv = attacks.generate(conv_models, x, target, cfg)
+
+    def target_loss(images):
+        logits = conv_models[1](images)
+        return float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=target, logits=logits)))
+    assert target_loss(x_adv) < target_loss(x)
