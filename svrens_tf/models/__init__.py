@@ -1,0 +1,66 @@
+"""The slim ImageNet classifiers: build an architecture, or load a checkpoint into it by name.
+
+    m = models.load('ens3_adv_inc_v3')                   # zoo name: the verified download
+    m = models.load('inception_v3', 'path/model.ckpt')   # arch or zoo name + V1 file, V2 prefix
+                                                         # or a directory holding one checkpoint
+    out = m(x)                                           # ModelOutput(logits, aux_logits)
+"""
+import os
+
+from svrens_tf.models import download
+from svrens_tf.models.checkpoint import CheckpointError, restore
+from svrens_tf.models.inception_resnet_v2 import InceptionResnetV2
+from svrens_tf.models.inception_v3 import InceptionV3
+from svrens_tf.models.inception_v4 import InceptionV4
+from svrens_tf.models.layers import ModelOutput
+from svrens_tf.models.resnet_v2 import ResnetV2_50, ResnetV2_101, ResnetV2_152
+from svrens_tf.models.zoo import ZOO
+
+ARCHITECTURES = {
+    'inception_v3': InceptionV3,
+    'inception_v4': InceptionV4,
+    'inception_resnet_v2': InceptionResnetV2,
+    'resnet_v2_50': ResnetV2_50,
+    'resnet_v2_101': ResnetV2_101,
+    'resnet_v2_152': ResnetV2_152,
+}
+
+
+def build(arch, scope=None, num_classes=1001):
+    """A model of architecture `arch` with every variable created (zeros); `scope` defaults
+    to the slim one (InceptionV3, resnet_v2_101, ...)."""
+    try:
+        cls = ARCHITECTURES[arch]
+    except KeyError:
+        raise ValueError(f'unknown architecture {arch!r}; known: '
+                         f'{", ".join(ARCHITECTURES)}') from None
+    return cls(scope=scope, num_classes=num_classes).build()
+
+
+def load(name, checkpoint=None, scope=None):
+    """Build `name` (architecture or zoo name) and restore its weights by variable name.
+
+    `checkpoint`: V1 file, V2 prefix, or a directory holding one checkpoint. For a zoo name it
+    may be omitted (the verified download in the default checkpoint folder) or be a checkpoint
+    folder with a `<name>/` subfolder written by svrens-download. The checkpoint's own scope may
+    differ from `scope` (renamed copies such as Ens3AdvInceptionV3 load too).
+    Raises CheckpointError naming the file or variable at fault.
+    """
+    if name in ZOO:
+        arch = ZOO[name].arch
+        if checkpoint is None or os.path.isdir(os.path.join(checkpoint, name)):
+            checkpoint = download.installed_checkpoint(name, checkpoint)
+    elif name in ARCHITECTURES:
+        arch = name
+        if checkpoint is None:
+            raise ValueError(f'{name} is an architecture: give a checkpoint, or use a zoo name '
+                             f'({", ".join(n for n, e in ZOO.items() if e.arch == name)})')
+    else:
+        raise ValueError(f'unknown model {name!r}; architectures: {", ".join(ARCHITECTURES)}; '
+                         f'zoo: {", ".join(ZOO)}')
+    model = build(arch, scope)
+    restore(model, checkpoint)
+    return model
+
+
+__all__ = ['ARCHITECTURES', 'CheckpointError', 'ModelOutput', 'ZOO', 'build', 'load']
