@@ -74,7 +74,7 @@ def installed_checkpoint(name, checkpoint_dir=None):
     return os.path.join(folder, relative)
 
 
-def install(name, checkpoint_dir=None, base_url=None, progress=True, log=print):
+def install(name, checkpoint_dir=None, base_url=None, progress=True):
     """Make `<checkpoint_dir>/<name>/` hold the verified checkpoint of zoo entry `name`.
 
     Keeps an installation whose files still match their manifest. Otherwise uses the tarball
@@ -87,17 +87,17 @@ def install(name, checkpoint_dir=None, base_url=None, progress=True, log=print):
     os.makedirs(checkpoint_dir, exist_ok=True)
     try:
         path = installed_checkpoint(name, checkpoint_dir)
-        log(f'{name}: verified checkpoint in {os.path.dirname(path)}')
+        print(f'{name}: verified checkpoint in {os.path.dirname(path)}')
         return path
     except CheckpointError as err:
         if os.path.isdir(os.path.join(checkpoint_dir, name)):
-            log(f'{name}: reinstalling, {err}')
+            print(f'{name}: reinstalling, {err}')
     archive = os.path.join(checkpoint_dir, entry.archive)
     if os.path.isfile(archive):
-        log(f'{name}: using {archive}')
+        print(f'{name}: using {archive}')
     else:
         url = archive_url(name, base_url)
-        log(f'{name}: downloading {url}')
+        print(f'{name}: downloading {url}')
         try:
             fetch.fetch(url, archive, progress=progress)
         except fetch.FetchError as err:
@@ -110,7 +110,7 @@ def install(name, checkpoint_dir=None, base_url=None, progress=True, log=print):
         os.remove(archive)
         raise
     os.remove(archive)
-    log(f'{name}: installed {path}')
+    print(f'{name}: installed {path}')
     return path
 
 

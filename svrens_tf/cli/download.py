@@ -1,0 +1,55 @@
+"""svrens-download: fetch and verify the released slim checkpoints and the NIPS17 DEV set.
+
+    svrens-download --models inc_v3,ens3_adv_inc_v3 [--checkpoint_dir DIR] [--base_url URL]
+    svrens-download --models all
+    svrens-download --dataset data/nips17 [--dataset_url URL]
+
+Reruns are cheap: verified files are kept, interrupted downloads resume. A failure ends with
+one line saying which URL or file, what failed and how to place the files by hand.
+"""
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('models', [], 'Zoo names to install (inc_v3, ens3_adv_inc_v3, ...) or "all".')
+flags.DEFINE_string('checkpoint_dir', None,
+                    'Folder receiving one subfolder per model (default: $SVRENS_CHECKPOINT_DIR, '
+                    'else checkpoints/ in the repository).')
+flags.DEFINE_string('base_url', None,
+                    'Folder URL holding the release tarballs (default: $SVRENS_MODEL_BASE_URL, '
+                    'else http://download.tensorflow.org/models/).')
+flags.DEFINE_string('dataset', None, 'Folder receiving the NIPS17 DEV PNGs and dev_dataset.csv.')
+flags.DEFINE_string('dataset_url', None,
+                    'Folder URL holding images/<ImageId>.png and dev_dataset.csv (default: '
+                    '$SVRENS_DATASET_BASE_URL, else the Translation-Invariant-Attacks copy).')
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    if not FLAGS.models and not FLAGS.dataset:
+        raise app.UsageError('nothing to do: pass --models and/or --dataset')
+    # Imported here so that --help answers without importing TensorFlow.
+    from svrens_tf import fetch, nips17_download
+    from svrens_tf.models import download, zoo
+    names = list(zoo.ZOO) if FLAGS.models == ['all'] else FLAGS.models
+    unknown = [name for name in names if name not in zoo.ZOO]
+    if unknown:
+        raise app.UsageError(f'unknown models {", ".join(unknown)}; known: '
+                             f'{", ".join(zoo.ZOO)}, all')
+    try:
+        for name in names:
+            download.install(name, FLAGS.checkpoint_dir, FLAGS.base_url)
+        if FLAGS.dataset:
+            nips17_download.download_dataset(FLAGS.dataset, FLAGS.dataset_url)
+    except (fetch.FetchError, download.CheckpointError) as err:
+        sys.exit(f'svrens-download: {err}')
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == '__main__':
+    run()
