@@ -139,9 +139,14 @@ def load_dataset(input_dir, labels_csv=None, resize=False, image_ids=None):
         raise DataError(f'{image_dir / (missing[0] + ".png")}: listed in {csv_path} but missing'
                         f' ({len(missing)} missing in all)')
     dataset = Dataset(image_dir, csv_path, labels, targets, resize)
-    for image_id in (dataset.image_ids if image_ids is None else image_ids):
-        check_png(dataset.path(image_id), resize)
+    check_images(dataset, dataset.image_ids if image_ids is None else image_ids)
     return dataset
+
+
+def check_images(dataset, image_ids):
+    """Raise DataError for the first of `image_ids` the input policy rejects."""
+    for image_id in image_ids:
+        check_png(dataset.path(image_id), dataset.resize)
 
 
 def png_header(path):

@@ -1,0 +1,238 @@
+"""svrens-attack / svrens-evaluate as processes, on tiny stand-in models: resume after a kill,
+shards, bad inputs (one error, nothing written), evaluation outputs."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from svrens_tf import data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A launcher that runs a CLI with tiny deterministic models in place of the zoo: a fixed random
+# projection of 23x23-average-pooled pixels to 1001 logits, one per name. SLOW_WRITES makes each
+# PNG write take a while, so a test can kill the run between two images.
+LAUNCHER = textwrap.dedent('''
+    import os, sys, time
+    import numpy as np
+    import tensorflow as tf
+    from svrens_tf import data
+
+
+    class Tiny(tf.Module):
+        def __init__(self, name):
+            seed = sum(map(ord, name))
+            self.w = tf.constant(np.random.RandomState(seed).randn(507, 1001), tf.float32)
+
+        def __call__(self, x):
+            pooled = tf.nn.avg_pool2d(x, 23, 23, 'VALID')
+            return tf.matmul(tf.reshape(pooled, [-1, 507]), self.w)
+
+
+    def load(names, checkpoint_dir):
+        return [Tiny(n) for n in names]
+
+
+    if os.environ.get('SLOW_WRITES'):
+        write_png = data.write_png
+        def slow_write(path, image):
+            write_png(path, image)
+            time.sleep(float(os.environ['SLOW_WRITES']))
+        data.write_png = slow_write
+
+    program = sys.argv.pop(1)
+    if program == 'attack':
+        from svrens_tf.cli import attack as cli
+        cli.load_surrogates = load
+    else:
+        from svrens_tf.cli import evaluate as cli
+        cli.load_classifier = lambda name, checkpoint_dir: Tiny(name)
+    if sys.argv[1:2] != ['--runs']:
+        cli.run()
+    else:
+        # several command lines in one process (one TensorFlow start-up): exit status and
+        # message of each, one JSON line per run
+        import json
+        from absl import app, flags
+        for argv in json.loads(sys.argv[2]):
+            flags.FLAGS.unparse_flags()
+            try:
+                cli.main(flags.FLAGS(['cli'] + argv))
+                outcome = [0, '']
+            except SystemExit as exit:
+                outcome = [1, str(exit.code)]
+            except app.UsageError as err:
+                outcome = [2, str(err)]
+            print('RUN ' + json.dumps(outcome), flush=True)
+''')
+
+IDS = ['000b7d55b6184b08', '001b5e6f1b89fd3b', '00312c7e7196baf4', '00c3cd597f1ee96f',
+       '01244097ca8ffdfa', '0134ba03294509a1', '014f0024918a7b6f']
+
+
+@pytest.fixture(scope='module')
+def launcher(tmp_path_factory):
+    path = tmp_path_factory.mktemp('launcher') / 'launch.py'
+    path.write_text(LAUNCHER)
+    return path
+
+
+@pytest.fixture(scope='module')
+def nips(shared_dir, tmp_path_factory):
+    """Seven NIPS17 images (images/ + dev_dataset.csv one folder up, the NIPS17 layout)."""
+    root = tmp_path_factory.mktemp('nips')
+    (root / 'images').mkdir()
+    lines = (shared_dir / 'nips17' / 'dev_dataset.csv').read_text().splitlines()
+    kept = [lines[0]] + [line for line in lines[1:] if line.split(',')[0] in IDS]
+    assert len(kept) == len(IDS) + 1
+    (root / 'dev_dataset.csv').write_text('\n'.join(kept) + '\n')
+    for image_id in IDS:
+        shutil.copy(shared_dir / 'nips17' / 'images' / f'{image_id}.png', root / 'images')
+    return root
+
+
+ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3',
+       'PYTHONPATH': os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')]))}
+
+
+def command(launcher, program, *args):
+    return [sys.executable, str(launcher), program, *args]
+
+
+def run_cli(launcher, program, *args, env=None):
+    result = subprocess.run(command(launcher, program, *args), capture_output=True, text=True,
+                            cwd=ROOT, env={**ENV, **(env or {})}, timeout=300)
+    return result
+
+
+ATTACK_ARGS = ['--base=mi_fgsm', '--ensemble=svre', '--num_iter=2', '--m_svrg=2',
+               '--batch_size=2', '--models=a,b,c']
+
+
+def run_many(launcher, program, *argvs):
+    """[(status, message)] of each command line, all run in one process."""
+    result = run_cli(launcher, program, '--runs', json.dumps(argvs))
+    assert result.returncode == 0, result.stderr
+    return [tuple(json.loads(line[4:])) for line in result.stdout.splitlines()
+            if line.startswith('RUN ')]
+
+
+def pngs(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob('*.png'))}
+
+
+def assert_complete_pngs(folder):
+    for path in folder.glob('*.png'):
+        data.check_png(path)
+
+
+def test_resume_after_kill_and_shards_match_a_straight_run(launcher, nips, tmp_path):
+    straight, resumed, sharded = tmp_path / 'straight', tmp_path / 'resumed', tmp_path / 'sharded'
+    io = [f'--input_dir={nips}', f'--output_dir={straight}']
+    shard = [f'--input_dir={nips}', f'--output_dir={sharded}', '--num_shards=2']
+    outcomes = run_many(launcher, 'attack', io + ATTACK_ARGS,
+                        shard + ['--shard_index=1'] + ATTACK_ARGS,
+                        shard + ['--shard_index=0'] + ATTACK_ARGS,
+                        shard + ['--shard_index=0'] + ATTACK_ARGS[:-1] + ['--models=a,b'])
+    assert outcomes[:3] == [(0, '')] * 3
+    assert outcomes[3][0] == 1
+    assert 'holds a run with other settings (models differ)' in outcomes[3][1]
+    reference = pngs(straight)
+    assert sorted(reference) == sorted(f'{i}.png' for i in IDS)
+    assert pngs(sharded) == reference
+    for image_id in IDS:
+        adv = data.read_image(straight / f'{image_id}.png').astype(int)
+        clean = data.read_image(nips / 'images' / f'{image_id}.png').astype(int)
+        assert 0 < np.abs(adv - clean).max() <= 16
+
+    process = subprocess.Popen(
+        command(launcher, 'attack', f'--input_dir={nips}', f'--output_dir={resumed}',
+                *ATTACK_ARGS),
+        cwd=ROOT, env={**ENV, 'SLOW_WRITES': '0.4'},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while len(list(resumed.glob('*.png'))) < 3 and process.poll() is None:
+        assert time.time() < deadline
+        if resumed.is_dir():
+            assert_complete_pngs(resumed)
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = pngs(resumed)
+    assert 3 <= len(written) < len(IDS)
+    assert_complete_pngs(resumed)
+    assert all(reference[name] == payload for name, payload in written.items())
+
+    result = run_cli(launcher, 'attack', f'--input_dir={nips}', f'--output_dir={resumed}',
+                     *ATTACK_ARGS)
+    assert result.returncode == 0, result.stderr
+    assert pngs(resumed) == reference
+    assert not [p for p in resumed.iterdir() if p.name.startswith('.')]
+    record = json.loads((resumed / 'attack_run.json').read_text())
+    assert record['settings']['config']['seed'] == 1000
+    assert [run['skipped'] for run in record['invocations']] == [0, len(written) // 2 * 2]
+    assert record['invocations'][-1]['gradient_passes'] > 0
+    assert 'tensorflow' in record['environment']
+
+
+def bad_folder(nips, tmp_path, case):
+    """A copy of the folder broken in one way; returns the --input_dir to pass."""
+    root = tmp_path / case
+    shutil.copytree(nips, root)
+    images = root / 'images'
+    first = images / f'{IDS[0]}.png'
+    if case == 'no_csv':
+        (root / 'dev_dataset.csv').unlink()
+    elif case == 'absent':
+        first.unlink()
+    elif case == 'unlisted':
+        shutil.copy(first, images / 'ffff.png')
+    elif case == 'not_png':
+        first.write_bytes(b'GIF89a' + b'\0' * 100)
+    elif case == 'corrupt':
+        first.write_bytes(first.read_bytes()[:3000])
+    elif case == 'bad_id':
+        csv = root / 'dev_dataset.csv'
+        csv.write_text(csv.read_text().replace(IDS[0], '../' + IDS[0]))
+    return root
+
+
+BAD_CASES = {
+    'no_csv': 'no labels csv',
+    'absent': f'{IDS[0]}.png: listed in',
+    'unlisted': 'ffff.png: image not listed',
+    'not_png': f'{IDS[0]}.png: not a PNG file',
+    'corrupt': f'{IDS[0]}.png: corrupt PNG',
+    'bad_id': 'is not a plain file name',
+}
+
+
+def test_bad_inputs_one_error_nothing_written(launcher, nips, tmp_path):
+    cases = sorted(BAD_CASES)
+    outputs = [tmp_path / f'out_{case}' for case in cases]
+    outcomes = run_many(launcher, 'attack', *[
+        [f'--input_dir={bad_folder(nips, tmp_path, case)}', f'--output_dir={output}']
+        + ATTACK_ARGS for case, output in zip(cases, outputs)])
+    for case, output, (status, message) in zip(cases, outputs, outcomes):
+        assert status == 1, case
+        assert message.startswith('svrens-attack: ') and BAD_CASES[case] in message, message
+        assert '\n' not in message
+        assert not output.exists(), case
+
+
+def test_output_equal_to_input_rejected(launcher, nips):
+    before = pngs(nips / 'images')
+    for output in (nips, nips / 'images'):
+        result = run_cli(launcher, 'attack', f'--input_dir={nips}', f'--output_dir={output}',
+                         *ATTACK_ARGS)
+        assert result.returncode == 1
+        assert 'output folder is the input folder' in result.stderr
+    assert pngs(nips / 'images') == before
+    assert sorted(p.name for p in nips.iterdir()) == ['dev_dataset.csv', 'images']
