@@ -87,3 +87,68 @@ class RunRecord:
         record = {'settings': self.settings, 'flags': self.flags, 'environment': self.environment,
                   'invocations': self.invocations}
         data.write_atomic(self.path, json.dumps(record, indent=1, sort_keys=True) + '\n')
+
+
+def to_json(value):
+    return json.dumps(value, indent=1, sort_keys=True) + '\n'
+
+
+def to_csv(rows):
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator='\n').writerows(rows)
+    return buffer.getvalue()
+
+
+def markdown_table(header, rows):
+    lines = ['| ' + ' | '.join(map(str, header)) + ' |',
+             '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(map(str, row)) + ' |' for row in rows]
+    return '\n'.join(lines) + '\n'
+
+
+def attack_settings(folder):
+    """Settings and seed an attack run recorded in `folder` (attack_run*.json), or None."""
+    for path in sorted(pathlib.Path(folder).glob('attack_run*.json')):
+        return json.loads(path.read_text())['settings']
+    return None
+
+
+def _percent(value):
+    return '-' if value is None else f'{value:.1f}'
+
+
+EVALUATION_COLUMNS = ['success_rate', 'success_rate_clean_correct', 'avg_loss', 'clean_accuracy',
+                      'abstained', 'num_images', 'num_clean_correct']
+
+
+def evaluation_csv(evaluation):
+    """One row per (folder, classifier) of an evaluation (svrens-evaluate's evaluation.json)."""
+    rows = [['folder', 'classifier'] + EVALUATION_COLUMNS]
+    for folder, entry in evaluation['folders'].items():
+        for name, result in entry['results'].items():
+            rows.append([folder, name] + ['' if result[c] is None else result[c]
+                                          for c in EVALUATION_COLUMNS])
+    return to_csv(rows)
+
+
+def evaluation_markdown(evaluation):
+    """Success rates (paper's way, then over clean-correct images) and losses, folder x classifier."""
+    folders = evaluation['folders']
+    names = list(evaluation['clean'])
+    parts = [f'# Evaluation of {len(folders)} folder(s) on {evaluation["num_images"]} images of '
+             f'{evaluation["clean_dir"]}\n']
+    for title, key, show in [
+            ('Success rate (%): prediction != true label, over all images (the paper\'s)',
+             'success_rate', _percent),
+            ('Success rate (%) over the images the classifier gets right when clean',
+             'success_rate_clean_correct', _percent),
+            ('Average cross-entropy of the adversarial images', 'avg_loss',
+             lambda v: '-' if v is None else f'{v:.3f}')]:
+        rows = [[folder, entry['max_perturbation']] + [show(entry['results'][n][key])
+                                                       for n in names]
+                for folder, entry in folders.items()]
+        parts.append(f'\n## {title}\n\n' + markdown_table(['folder', 'max |delta|'] + names, rows))
+    clean = [['clean accuracy (%)'] + [_percent(evaluation['clean'][n]['accuracy'])
+                                       for n in names]]
+    parts.append('\n## Clean images\n\n' + markdown_table([''] + names, clean))
+    return ''.join(parts)

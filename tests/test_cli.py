@@ -11,29 +11,31 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from svrens_tf import data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# A launcher that runs a CLI with tiny deterministic models in place of the zoo: a fixed random
-# projection of 23x23-average-pooled pixels to 1001 logits, one per name. SLOW_WRITES makes each
-# PNG write take a while, so a test can kill the run between two images.
-LAUNCHER = textwrap.dedent('''
+class Tiny(tf.Module):
+    """Stand-in classifier: a fixed random projection of 23x23-pooled pixels to 1001 logits."""
+
+    def __init__(self, name):
+        seed = sum(map(ord, name))
+        self.w = tf.constant(np.random.RandomState(seed).randn(507, 1001), tf.float32)
+
+    def __call__(self, x):
+        pooled = tf.nn.avg_pool2d(x, 23, 23, 'VALID')
+        return tf.matmul(tf.reshape(pooled, [-1, 507]), self.w)
+
+
+# Runs a CLI with Tiny models in place of the zoo. SLOW_WRITES makes each PNG write take a
+# while, so a test can kill the run between two images.
+LAUNCHER = textwrap.dedent(f'''
     import os, sys, time
-    import numpy as np
-    import tensorflow as tf
+    sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
     from svrens_tf import data
-
-
-    class Tiny(tf.Module):
-        def __init__(self, name):
-            seed = sum(map(ord, name))
-            self.w = tf.constant(np.random.RandomState(seed).randn(507, 1001), tf.float32)
-
-        def __call__(self, x):
-            pooled = tf.nn.avg_pool2d(x, 23, 23, 'VALID')
-            return tf.matmul(tf.reshape(pooled, [-1, 507]), self.w)
+    from test_cli import Tiny
 
 
     def load(names, checkpoint_dir):
@@ -133,14 +135,22 @@ def assert_complete_pngs(folder):
         data.check_png(path)
 
 
-def test_resume_after_kill_and_shards_match_a_straight_run(launcher, nips, tmp_path):
-    straight, resumed, sharded = tmp_path / 'straight', tmp_path / 'resumed', tmp_path / 'sharded'
-    io = [f'--input_dir={nips}', f'--output_dir={straight}']
+@pytest.fixture(scope='module')
+def attacked(launcher, nips, tmp_path_factory):
+    """A straight run, the same run in two shards, and a run refused for other settings."""
+    tmp_path = tmp_path_factory.mktemp('attacked')
+    straight, sharded = tmp_path / 'straight', tmp_path / 'sharded'
     shard = [f'--input_dir={nips}', f'--output_dir={sharded}', '--num_shards=2']
-    outcomes = run_many(launcher, 'attack', io + ATTACK_ARGS,
+    outcomes = run_many(launcher, 'attack',
+                        [f'--input_dir={nips}', f'--output_dir={straight}'] + ATTACK_ARGS,
                         shard + ['--shard_index=1'] + ATTACK_ARGS,
                         shard + ['--shard_index=0'] + ATTACK_ARGS,
                         shard + ['--shard_index=0'] + ATTACK_ARGS[:-1] + ['--models=a,b'])
+    return straight, sharded, outcomes
+
+
+def test_attack_writes_bounded_pngs_and_shards_match(attacked, nips):
+    straight, sharded, outcomes = attacked
     assert outcomes[:3] == [(0, '')] * 3
     assert outcomes[3][0] == 1
     assert 'holds a run with other settings (models differ)' in outcomes[3][1]
@@ -152,6 +162,10 @@ def test_resume_after_kill_and_shards_match_a_straight_run(launcher, nips, tmp_p
         clean = data.read_image(nips / 'images' / f'{image_id}.png').astype(int)
         assert 0 < np.abs(adv - clean).max() <= 16
 
+
+def test_resume_after_kill_matches_a_straight_run(launcher, nips, attacked, tmp_path):
+    reference = pngs(attacked[0])
+    resumed = tmp_path / 'resumed'
     process = subprocess.Popen(
         command(launcher, 'attack', f'--input_dir={nips}', f'--output_dir={resumed}',
                 *ATTACK_ARGS),
@@ -236,3 +250,65 @@ def test_output_equal_to_input_rejected(launcher, nips):
         assert 'output folder is the input folder' in result.stderr
     assert pngs(nips / 'images') == before
     assert sorted(p.name for p in nips.iterdir()) == ['dev_dataset.csv', 'images']
+
+
+# An external NIPS17 defense: true labels of the even-indexed images of the clean folder, and
+# of the first three images of any other folder; label 1 elsewhere (wrong: no image has it).
+ORACLE = textwrap.dedent('''
+    import csv, pathlib, sys
+    _, _, labels_csv, root, output = sys.argv
+    root = pathlib.Path(root)
+    labels = {r['ImageId']: r['TrueLabel'] for r in csv.DictReader(open(labels_csv))}
+    ids = sorted(p.stem for p in root.glob('*.png'))
+    clean = root.name == 'images'
+    with open(output, 'w') as f:
+        for k, i in enumerate(ids):
+            right = k % 2 == 0 if clean else k < 3
+            f.write(f"{i},{labels[i] if right else 1}\\n")
+''')
+
+
+def test_evaluate_reports_rates_losses_and_tables(launcher, nips, attacked, tmp_path):
+    straight, sharded, _ = attacked
+    oracle = tmp_path / 'oracle.py'
+    oracle.write_text(ORACLE)
+    out = tmp_path / 'eval'
+    result = run_cli(launcher, 'evaluate', f'--clean_dir={nips}',
+                     f'--input_dir={straight},{sharded}', '--models=a,d', '--batch_size=3',
+                     f'--external_defense=oracle={sys.executable} {oracle} '
+                     f'--labels {nips / "dev_dataset.csv"}', f'--output_dir={out}')
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((out / 'evaluation.json').read_text())
+    assert evaluation['num_images'] == len(IDS)
+    entry = evaluation['folders'][str(straight)]
+    assert entry['attack']['config']['base'] == 'mi_fgsm'
+    assert 0 < entry['max_perturbation'] <= 16
+    oracle_result = entry['results']['oracle']
+    assert oracle_result['success_rate'] == pytest.approx(100 * 4 / 7)
+    assert oracle_result['num_clean_correct'] == 4
+    assert oracle_result['success_rate_clean_correct'] == pytest.approx(50.0)
+    assert oracle_result['avg_loss'] is None
+
+    labels = {i: int(line.split(',')[6]) for line in (nips / 'dev_dataset.csv').read_text()
+              .splitlines()[1:] for i in [line.split(',')[0]]}
+    model = Tiny('d')
+    clean = np.stack([data.read_image(nips / 'images' / f'{i}.png') for i in IDS])
+    adv = np.stack([data.read_image(straight / f'{i}.png') for i in IDS])
+    y = np.array([labels[i] for i in IDS])
+    logits = model(tf.constant(adv / 127.5 - 1.0, tf.float32)).numpy()
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits).numpy()
+    d_result = entry['results']['d']
+    assert d_result['success_rate'] == pytest.approx(100 * np.mean(logits.argmax(1) != y))
+    assert d_result['avg_loss'] == pytest.approx(loss.mean(), rel=1e-4)
+    clean_logits = model(tf.constant(clean / 127.5 - 1.0, tf.float32)).numpy()
+    assert evaluation['clean']['d']['accuracy'] == pytest.approx(
+        100 * np.mean(clean_logits.argmax(1) == y))
+
+    rows = (out / 'predictions.csv').read_text().splitlines()
+    assert len(rows) == 1 + 3 * 2 * len(IDS)
+    assert len((out / 'evaluation.csv').read_text().splitlines()) == 1 + 2 * 3
+    markdown = (out / 'evaluation.md').read_text()
+    assert '| folder | max |delta| | a | d | oracle |' in markdown
+    assert f'| {straight} |' in markdown
+    record = json.loads((out / 'eval_run.json').read_text())
+    assert set(record['invocations'][0]['classifier_seconds']) == {'a', 'd', 'oracle'}
