@@ -15,7 +15,8 @@ import time
 import urllib.error
 import urllib.request
 
-CHUNK = 1 << 20
+MIB = 1 << 20
+CHUNK = MIB
 TIMEOUT_S = 60
 RETRIES = 3
 
@@ -41,7 +42,7 @@ def fetch(url, dest, expected_sha256=None, progress=False):
     """Download `url` to `dest` atomically; returns `dest`.
 
     `expected_sha256`: reject (and delete) a body with another checksum.
-    `progress`: show a byte progress bar on stdout.
+    `progress`: show a progress bar on stdout (files of 1 MiB and more).
     Raises FetchError with one line: the URL and what failed.
     """
     dest = os.fspath(dest)
@@ -95,7 +96,8 @@ def _transfer(url, part, progress):
             have = 0
             length = response.headers.get('Content-Length')
             total = int(length) if length and length.isdigit() else None
-        bar = progress_bar(total, 'B', done=have) if progress else None
+        show = progress and total is not None and total >= MIB
+        bar = progress_bar(total // MIB, 'MiB', done=have // MIB) if show else None
         try:
             with open(part, 'ab' if have else 'wb') as out:
                 while True:
@@ -104,8 +106,8 @@ def _transfer(url, part, progress):
                         break
                     out.write(block)
                     have += len(block)
-                    if bar is not None:
-                        bar.update(have)
+                    if bar is not None and have // MIB != (have - len(block)) // MIB:
+                        bar.update(have // MIB)
         except (OSError, http.client.HTTPException) as err:
             raise _Interrupted(_reason(err)) from None
     if total is not None and have != total:

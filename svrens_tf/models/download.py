@@ -117,8 +117,10 @@ def install(name, checkpoint_dir=None, base_url=None, progress=True):
 def _install_archive(entry, archive, checkpoint_dir):
     """Extract, verify and record `archive` into a staging folder, then rename it into place."""
     for stale in glob.glob(os.path.join(checkpoint_dir, f'.{entry.name}.staging-*')):
-        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted run
     staging = tempfile.mkdtemp(prefix=f'.{entry.name}.staging-', dir=checkpoint_dir)
+    os.chmod(staging, 0o755)  # mkdtemp's 0700 would become the installed folder's mode
+    target = os.path.join(checkpoint_dir, entry.name)
     try:
         extract(archive, staging)
         found = checkpoint.find_checkpoints(staging)
@@ -126,20 +128,17 @@ def _install_archive(entry, archive, checkpoint_dir):
             listed = ', '.join(os.path.relpath(p, staging) for p in found)
             raise CheckpointError(f'expected one checkpoint inside, found {len(found)}'
                                   + (f': {listed}' if found else ''))
-        path = found[0]
-        checkpoint.match(models.build(entry.arch), path)
-        relative = os.path.relpath(path, staging)
+        relative = os.path.relpath(found[0], staging)
+        checkpoint.match(models.build(entry.arch), found[0])
         _write_manifest(staging, entry, relative)
-        target = os.path.join(checkpoint_dir, entry.name)
         if os.path.exists(target):
-            old = tempfile.mkdtemp(prefix=f'.{entry.name}.staging-old-', dir=checkpoint_dir)
-            os.replace(target, os.path.join(old, entry.name))
+            os.replace(target, staging + '.old')
         os.replace(staging, target)
     except CheckpointError as err:
         reason = str(err).replace(staging + os.sep, '')
         raise CheckpointError(f'{archive} ({entry.name}): {reason}') from None
     finally:
-        for leftover in glob.glob(os.path.join(checkpoint_dir, f'.{entry.name}.staging-*')):
+        for leftover in (staging, staging + '.old'):
             shutil.rmtree(leftover, ignore_errors=True)
     return os.path.join(target, relative)
 
