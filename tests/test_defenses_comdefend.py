@@ -83,6 +83,8 @@ def test_npz_conversion_round_trips(released, weights, tmp_path):
     for loaded in (comdefend.read_weights(path), comdefend.read_weights(tmp_path)):
         for got, expected in zip(loaded[0] + loaded[1], weights[0] + weights[1]):
             np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match='not a ComDefend npz'):
+        comdefend.read_weights(released / comdefend.ENCODER_FILE)
 
 
 def test_a_tampered_weight_file_is_refused(released, tmp_path):

@@ -115,9 +115,12 @@ def read_released_pair(folder, sha256=PUBLISHED_SHA256):
 
 def read_npz(path):
     """(encoder arrays, decoder arrays) from a file written by `convert_to_npz`."""
-    with np.load(path, allow_pickle=False) as data:
-        encoder = [data[f'encoder/{i}'] for i in range(2 * (len(ENCODER_CHANNELS) - 1))]
-        decoder = [data[f'decoder/{i}'] for i in range(2 * (len(DECODER_CHANNELS) - 1))]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            encoder = [data[f'encoder/{i}'] for i in range(2 * (len(ENCODER_CHANNELS) - 1))]
+            decoder = [data[f'decoder/{i}'] for i in range(2 * (len(DECODER_CHANNELS) - 1))]
+    except (KeyError, ValueError, OSError) as e:
+        raise ValueError(f'{path}: not a ComDefend npz written by convert_to_npz ({e})') from e
     return (_check_arrays(encoder, ENCODER_CHANNELS, path),
             _check_arrays(decoder, DECODER_CHANNELS, path))
 
