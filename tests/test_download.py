@@ -201,8 +201,11 @@ def test_changed_or_truncated_file_is_noticed_and_reinstalled(tiny_zoo, server, 
     changed = bytearray(original)
     changed[len(changed) // 2] ^= 0xFF
     open(path, 'wb').write(bytes(changed))
-    with pytest.raises(CheckpointError, match='tiny.ckpt: content changed since it was verified'):
-        models.load('tiny_zoo', checkpoint_dir)
+    for name, where in [('tiny_zoo', checkpoint_dir), ('tiny', checkpoint_dir / 'tiny_zoo')]:
+        with pytest.raises(CheckpointError, match='tiny.ckpt: content changed since it was '
+                                                  'verified; run: svrens-download --models '
+                                                  f'tiny_zoo --checkpoint_dir {checkpoint_dir}'):
+            models.load(name, where)
 
     open(path, 'wb').write(original[:-10])
     with pytest.raises(CheckpointError, match=f'{len(original) - 10} bytes, {len(original)} when'):

@@ -42,7 +42,8 @@ def load(name, checkpoint=None, scope=None):
 
     `checkpoint`: V1 file, V2 prefix, or a directory holding one checkpoint. For a zoo name it
     may be omitted (the verified download in the default checkpoint folder) or be a checkpoint
-    folder with a `<name>/` subfolder written by svrens-download. The checkpoint's own scope may
+    folder with a `<name>/` subfolder written by svrens-download. Folders written by
+    svrens-download are re-hashed against their manifest first. The checkpoint's own scope may
     differ from `scope` (renamed copies such as Ens3AdvInceptionV3 load too).
     Raises CheckpointError naming the file or variable at fault.
     """
@@ -58,6 +59,8 @@ def load(name, checkpoint=None, scope=None):
     else:
         raise ValueError(f'unknown model {name!r}; architectures: {", ".join(ARCHITECTURES)}; '
                          f'zoo: {", ".join(ZOO)}')
+    if os.path.isfile(os.path.join(checkpoint, download.MANIFEST)):
+        checkpoint = download.verified_checkpoint(checkpoint)  # a folder svrens-download wrote
     model = build(arch, scope)
     restore(model, checkpoint)
     return model

@@ -47,20 +47,29 @@ def zoo_entry(name):
 
 
 def installed_checkpoint(name, checkpoint_dir=None):
-    """Path of the verified checkpoint of zoo entry `name`, after re-checking every file's
-    size and sha256 against the manifest; CheckpointError saying what to run otherwise."""
+    """Path of the verified checkpoint of zoo entry `name` in `checkpoint_dir` (default
+    folder if None), re-checked by `verified_checkpoint`; CheckpointError saying what to run."""
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir()
     folder = os.path.join(checkpoint_dir, name)
-    rerun = f'run: svrens-download --models {name} --checkpoint_dir {checkpoint_dir}'
+    if not os.path.isfile(os.path.join(folder, MANIFEST)):
+        raise CheckpointError(f'no verified checkpoint of {name} in {folder}; '
+                              f'{_rerun(name, checkpoint_dir)}')
+    return verified_checkpoint(folder)
+
+
+def verified_checkpoint(folder):
+    """The checkpoint path recorded in `folder`/manifest.json, after re-checking the size and
+    sha256 of every file listed there; CheckpointError naming a changed or missing file."""
+    folder = os.fspath(folder)
     manifest_path = os.path.join(folder, MANIFEST)
-    if not os.path.isfile(manifest_path):
-        raise CheckpointError(f'no verified checkpoint of {name} in {folder}; {rerun}')
     try:
         with open(manifest_path) as f:
             manifest = json.load(f)
-        files, relative = manifest['files'], manifest['checkpoint']
-    except (ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f'{manifest_path}: unreadable manifest ({err}); {rerun}') from None
+        name, files, relative = manifest['name'], manifest['files'], manifest['checkpoint']
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f'{manifest_path}: unreadable manifest ({err}); reinstall the '
+                              'model with svrens-download') from None
+    rerun = _rerun(name, os.path.dirname(os.path.abspath(folder)))
     for rel, record in files.items():
         path = os.path.join(folder, rel)
         if not os.path.isfile(path):
@@ -72,6 +81,10 @@ def installed_checkpoint(name, checkpoint_dir=None):
         if fetch.sha256_file(path) != record['sha256']:
             raise CheckpointError(f'{path}: content changed since it was verified; {rerun}')
     return os.path.join(folder, relative)
+
+
+def _rerun(name, checkpoint_dir):
+    return f'run: svrens-download --models {name} --checkpoint_dir {checkpoint_dir}'
 
 
 def install(name, checkpoint_dir=None, base_url=None, progress=True):
