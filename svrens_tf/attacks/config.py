@@ -54,11 +54,12 @@ class AttackConfig:
     beta: inner step in pixel units (default alpha).
     inner_momentum: momentum of the inner accumulator; the authors' scripts all use 1.
     outer_grad: how SVR-Ens gets grad J_k(x_t) for the control variate.  'recompute': a fresh
-        pass per inner step (authors' code, K + 2M passes per outer step); 'cache': one pass
-        per model per outer step, reused (2K + M passes; identical to recompute when the
+        pass per inner step (authors' code, K + 2M passes per outer step); 'cache': the K
+        gradients computed once per outer step, from the ensemble pass's forward passes and
+        transform draws, and reused (2K + M passes; identical to recompute when the
         transforms are deterministic); 'shared': recomputed per inner step with the same
         random transform draw as grad J_k(x_in) (textbook SVRG control variate).  Under
-        DI/SI/Admix randomness 'cache' and 'shared' are different estimators from the
+        DI/Admix randomness 'cache' and 'shared' are different estimators from the
         authors'.  'auto': cache when the transforms are deterministic, else recompute.
     targeted: labels are targets; the attack descends on their loss.
     seed: seeds every random draw (model choice and transforms), with the batch content.

@@ -44,15 +44,24 @@ class GradientOracle:
         """The authors' Admix script averages the SI scales instead of summing them."""
         return grad / self.cfg.si_copies if self.cfg.si_aggregate == 'mean' else grad
 
-    def ensemble(self, x, clean, labels, key):
-        """Gradient of the fused ensemble loss at x (K single-model passes)."""
+    def ensemble(self, x, clean, labels, key, with_members=False):
+        """Gradient of the fused ensemble loss at x (K single-model passes).
+
+        With `with_members`, also the K gradients of the J_k, stacked, from the same forward
+        passes and transform draws (K more backward passes): the cached anchor gradients.
+        """
         cfg = self.cfg
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=with_members) as tape:
             tape.watch(x)
             batch, tiled = self._expand(x, clean, labels, key)
             outputs = [self._outputs(k, batch, key) for k in range(self.num_models)]
             loss = losses.ensemble_loss(outputs, tiled, cfg.fusion, cfg.aux_weight, cfg.targeted)
-        return self._aggregate(tape.gradient(loss, x))
+            members = [losses.single_model_loss(out, tiled, cfg.aux_weight, cfg.targeted)
+                       for out in outputs] if with_members else []
+        grad = self._aggregate(tape.gradient(loss, x))
+        if not with_members:
+            return grad
+        return grad, tf.stack([self._aggregate(tape.gradient(m, x)) for m in members])
 
     def _single(self, k, x, clean, labels, key):
         cfg = self.cfg
@@ -63,11 +72,11 @@ class GradientOracle:
                                             cfg.targeted)
         return self._aggregate(tape.gradient(loss, x))
 
-    def single(self, k, x, clean, labels, key):
-        """Gradient of J_k at x for a scalar int32 tensor k (one pass)."""
+    def single(self, index, x, clean, labels, key):
+        """Gradient of J_index at x for a scalar int32 tensor `index` (one pass)."""
         branches = [lambda k=k: self._single(k, x, clean, labels, key)
                     for k in range(self.num_models)]
-        return tf.switch_case(k, branches)
+        return tf.switch_case(index, branches)
 
     def singles(self, ks, xs, clean, labels, keys):
         """Gradients of J_{ks[i]} at xs[i] with keys[i], stacked; one switch_case call site."""

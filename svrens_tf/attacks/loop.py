@@ -32,12 +32,15 @@ def _attack_function(surrogates, cfg, image_size):
         step_key = randomness.derive(key, t)
         x_query = (updates.look_ahead(x, velocity, cfg.step, cfg.momentum)
                    if cfg.nesterov else x)
-        direction = oracle.ensemble(x_query, x0, labels,
-                                    randomness.derive(step_key, randomness.ENSEMBLE))
-        passes += oracle.num_models
+        ensemble_key = randomness.derive(step_key, randomness.ENSEMBLE)
+        cached = bool(cfg.inner_steps) and cfg.outer_grad == 'cache'
+        gradients = oracle.ensemble(x_query, x0, labels, ensemble_key, with_members=cached)
+        direction, anchor_grads = gradients if cached else (gradients, None)
+        passes += oracle.num_models * (2 if cached else 1)
         if cfg.inner_steps:
             direction, inner_passes = svre.svre_direction(
-                oracle, x_query, x0, labels, direction, model_indices[t], step_key, box, kernel)
+                oracle, x_query, x0, labels, direction, anchor_grads, model_indices[t],
+                step_key, box, kernel)
             passes += inner_passes
         if kernel is not None:
             direction = smoothing.smooth(direction, kernel)

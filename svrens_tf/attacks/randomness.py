@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 # Roles of the gradient evaluations within outer step t.
-ENSEMBLE, INNER, ANCHOR, CACHE, SCHEDULE = range(5)
+ENSEMBLE, INNER, ANCHOR, SCHEDULE = range(4)
 
 
 def batch_key(seed, x, y):

@@ -13,7 +13,8 @@ from svrens_tf.attacks import randomness, smoothing, updates
 
 def passes_per_outer_step(cfg, num_models):
     """Single-model gradient passes per outer step: K for the ensemble gradient, plus the
-    inner loop's M (at x_in) and M (recompute, shared) or K (cache) at the anchor."""
+    inner loop's M (at x_in) and M (recompute, shared) or K (cache) at the anchor.  The K
+    cached anchor gradients share the ensemble pass's forward passes (backward only)."""
     inner = cfg.inner_steps
     if inner == 0:
         return num_models
@@ -21,30 +22,25 @@ def passes_per_outer_step(cfg, num_models):
     return num_models + inner + anchor
 
 
-def svre_direction(oracle, x_anchor, clean, labels, g_ens, step_models, step_key, box, kernel):
+def svre_direction(oracle, x_anchor, clean, labels, g_ens, anchor_grads, step_models,
+                   step_key, box, kernel):
     """(G_in, passes): the last inner accumulator of SVR-Ens around `x_anchor` and the
-    single-model gradient passes spent on it.
+    single-model gradient passes spent in the inner loop.
 
+    g_ens: ensemble gradient at the anchor; anchor_grads: [K,...] cached grad J_k(x_anchor)
+        (outer_grad 'cache') or None.
     step_models: [M] int32 surrogate indices of this outer step's inner iterations.
     step_key: key of this outer step; kernel: TI kernel or None.
     """
     cfg = oracle.cfg
-    anchor_batch = x_anchor[None]
     passes = tf.constant(0)
-    if cfg.outer_grad == 'cache':
-        passes += oracle.num_models
-        every_model = tf.range(oracle.num_models)
-        cache_key = randomness.derive(step_key, randomness.CACHE)
-        anchor_grads = oracle.singles(
-            every_model, tf.repeat(anchor_batch, oracle.num_models, axis=0), clean, labels,
-            tf.repeat(cache_key[None], oracle.num_models, axis=0))
 
     def inner_step(m, x_in, velocity, passes):
         k = step_models[m]
         inner_key = randomness.derive(step_key, randomness.INNER, m)
         if cfg.outer_grad == 'cache':
             g_in = oracle.singles(k[None], x_in[None], clean, labels, inner_key[None])[0]
-            g_anchor = anchor_grads[k]
+            g_anchor = tf.gather(anchor_grads, k)
             passes += 1
         else:
             anchor_key = (inner_key if cfg.outer_grad == 'shared'

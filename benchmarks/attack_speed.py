@@ -1,0 +1,97 @@
+"""Attack throughput and gradient-pass counts: ens, svre/recompute and svre/cache.
+
+Runs one base attack on the Table 1 ensemble (Inc-v3, Inc-v4, IncRes-v2, Res-v2-101 at
+299x299) with deterministic synthetic slim checkpoints (../shared/slim_reference, written once
+into --work_dir) or the released ones (--checkpoint_dir).  For each strategy it times the
+first call (trace, graph optimisation and one run) and a warm call on another batch of the
+same shape (no retrace), and prints a markdown table: passes counted by the attack, warm
+seconds per outer step, passes and images per second, and speed-up over svre/recompute.
+
+    TF_ENABLE_ONEDNN_OPTS=1 python -m benchmarks.attack_speed --batch_size 2 --num_iter 1
+"""
+import importlib.util
+import json
+import os
+import pathlib
+import tempfile
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+import numpy as np
+from absl import app, flags
+
+from svrens_tf import attacks, models
+
+SLIM_REFERENCE = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'slim_reference'
+TABLE1 = ['inception_v3', 'inception_v4', 'inception_resnet_v2', 'resnet_v2_101']
+STRATEGIES = {'ens': dict(ensemble='ens'),
+              'svre/recompute': dict(ensemble='svre', outer_grad='recompute'),
+              'svre/cache': dict(ensemble='svre', outer_grad='cache')}
+
+flags.DEFINE_list('models', TABLE1, 'Surrogate architectures.')
+flags.DEFINE_string('checkpoint_dir', None,
+                    'Folder with one <arch>/ checkpoint folder per model; synthetic if unset.')
+flags.DEFINE_string('work_dir', os.path.join(tempfile.gettempdir(), 'svrens_bench_ckpt'),
+                    'Where synthetic checkpoints are written (reused when present).')
+flags.DEFINE_enum('base', 'mi_fgsm', sorted(attacks.PRESETS), 'Base attack preset.')
+flags.DEFINE_list('strategies', list(STRATEGIES), f'Subset of {list(STRATEGIES)}.')
+flags.DEFINE_integer('batch_size', 2, 'Images per batch.')
+flags.DEFINE_integer('image_size', 299, 'Image side.')
+flags.DEFINE_integer('num_iter', 1, 'Outer iterations T.')
+flags.DEFINE_integer('m_svrg', 16, 'Inner iterations M.')
+FLAGS = flags.FLAGS
+
+
+def synthetic_checkpoint(arch):
+    """Prefix of the seed-1234 synthetic slim checkpoint of `arch`, written on first use."""
+    prefix = pathlib.Path(FLAGS.work_dir) / arch / 'model.ckpt'
+    if not prefix.with_suffix('.ckpt.index').exists():
+        spec = importlib.util.spec_from_file_location('gen_ckpt', SLIM_REFERENCE / 'gen_ckpt.py')
+        gen_ckpt = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(gen_ckpt)
+        manifest = json.loads((SLIM_REFERENCE / f'{arch}.manifest.json').read_text())
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        gen_ckpt.write_tf1_checkpoint(gen_ckpt.generate_arrays(manifest, 1234), str(prefix))
+    return str(prefix)
+
+
+def timed_attack(surrogates, x, y, cfg):
+    start = time.perf_counter()
+    result = attacks.attack(surrogates, x, y, cfg)
+    result.x_adv.numpy()
+    return result, time.perf_counter() - start
+
+
+def main(_):
+    paths = {arch: (os.path.join(FLAGS.checkpoint_dir, arch) if FLAGS.checkpoint_dir
+                    else synthetic_checkpoint(arch)) for arch in FLAGS.models}
+    start = time.perf_counter()
+    surrogates = [models.load(arch, path) for arch, path in paths.items()]
+    startup = time.perf_counter() - start
+    rng = np.random.RandomState(0)
+    shape = (FLAGS.batch_size, FLAGS.image_size, FLAGS.image_size, 3)
+    batches = [(rng.uniform(-1, 1, shape).astype(np.float32),
+                rng.randint(1, 1001, FLAGS.batch_size)) for _ in range(2)]
+    print(f'{len(surrogates)} models built and loaded in {startup:.1f} s; base {FLAGS.base}, '
+          f'batch {FLAGS.batch_size}, T = {FLAGS.num_iter}, M = {FLAGS.m_svrg}', flush=True)
+    rows = {}
+    for name in FLAGS.strategies:
+        cfg = attacks.AttackConfig(base=FLAGS.base, num_iter=FLAGS.num_iter,
+                                   m_svrg=FLAGS.m_svrg, **STRATEGIES[name])
+        _, first = timed_attack(surrogates, *batches[0], cfg)
+        result, warm = timed_attack(surrogates, *batches[1], cfg)
+        rows[name] = (result.gradient_passes, first, warm)
+        print(f'{name}: first call {first:.1f} s, warm {warm:.1f} s', flush=True)
+    reference = rows.get('svre/recompute', (0, 0, 0))[2]
+    print('\n| strategy | passes | first call s | warm s / outer step | passes / s '
+          '| images / s | speed-up vs svre/recompute |')
+    print('|---|---|---|---|---|---|---|')
+    for name, (passes, first, warm) in rows.items():
+        speedup = f'{reference / warm:.2f}x' if reference else '-'
+        print(f'| {name} | {passes} | {first:.1f} | {warm / FLAGS.num_iter:.1f} '
+              f'| {passes / warm:.2f} | {FLAGS.batch_size / warm:.3f} | {speedup} |')
+
+
+if __name__ == '__main__':
+    app.run(main)
