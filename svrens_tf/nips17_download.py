@@ -52,6 +52,7 @@ def download_dataset(output_dir, base_url=None, progress=True):
         raise fetch.FetchError(f'{len(failures)} of {len(todo)} images not fetched, first: '
                                f'{failures[0]}; rerun to fetch the rest (verified files are '
                                f'kept), or copy the PNGs into {output_dir} by hand')
+    print(f'NIPS17 DEV set: {len(sums)} images and {LABELS_CSV} verified in {output_dir}')
     return len(todo) + csv_fetched
 
 

@@ -119,9 +119,9 @@ def install(name, checkpoint_dir=None, base_url=None, progress=True):
                                    'mirror)') from None
     try:
         path = _install_archive(entry, archive, checkpoint_dir)
-    except CheckpointError:
+    except CheckpointError as err:
         os.remove(archive)
-        raise
+        raise CheckpointError(f'{err}; the archive was deleted, rerun to fetch it again') from None
     os.remove(archive)
     print(f'{name}: installed {path}')
     return path
