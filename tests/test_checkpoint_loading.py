@@ -176,6 +176,12 @@ def test_directory_with_several_checkpoints_lists_them(tiny, tmp_path):
 
 
 def test_zoo_name_without_download_says_what_to_run(monkeypatch, tmp_path):
-    monkeypatch.setenv('SVRENS_CHECKPOINT_DIR', str(tmp_path))
-    with pytest.raises(CheckpointError, match='run: svrens-download --models ens3_adv_inc_v3'):
+    monkeypatch.setenv('SVRENS_CHECKPOINT_DIR', str(tmp_path / 'default'))
+    with pytest.raises(CheckpointError, match='run: svrens-download --models ens3_adv_inc_v3 '
+                                              f'--checkpoint_dir {tmp_path / "default"}$'):
         models.load('ens3_adv_inc_v3')
+    (tmp_path / 'other' / 'inc_v4').mkdir(parents=True)
+    (tmp_path / 'other' / 'inc_v4' / 'manifest.json').write_text('{}')
+    with pytest.raises(CheckpointError, match='run: svrens-download --models ens3_adv_inc_v3 '
+                                              f'--checkpoint_dir {tmp_path / "other"}$'):
+        models.load('ens3_adv_inc_v3', tmp_path / 'other')

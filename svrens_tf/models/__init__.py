@@ -41,15 +41,15 @@ def load(name, checkpoint=None, scope=None):
     """Build `name` (architecture or zoo name) and restore its weights by variable name.
 
     `checkpoint`: V1 file, V2 prefix, or a directory holding one checkpoint. For a zoo name it
-    may be omitted (the verified download in the default checkpoint folder) or be a checkpoint
-    folder with a `<name>/` subfolder written by svrens-download. Folders written by
+    may be omitted (the verified download in the default checkpoint folder) or be the
+    checkpoint folder that svrens-download fills (`<name>/` inside). Folders written by
     svrens-download are re-hashed against their manifest first. The checkpoint's own scope may
     differ from `scope` (renamed copies such as Ens3AdvInceptionV3 load too).
     Raises CheckpointError naming the file or variable at fault.
     """
     if name in ZOO:
         arch = ZOO[name].arch
-        if checkpoint is None or os.path.isdir(os.path.join(checkpoint, name)):
+        if checkpoint is None or download.is_checkpoint_root(checkpoint, name):
             checkpoint = download.installed_checkpoint(name, checkpoint)
     elif name in ARCHITECTURES:
         arch = name

@@ -46,6 +46,16 @@ def zoo_entry(name):
         raise ValueError(f'unknown checkpoint {name!r}; known: {", ".join(zoo.ZOO)}') from None
 
 
+def is_checkpoint_root(folder, name):
+    """True if `folder` is a checkpoint folder in svrens-download's layout rather than one
+    checkpoint: it has a `<name>/` or an installed model's subfolder, or no checkpoint at all."""
+    folder = os.fspath(folder)
+    return os.path.isdir(folder) and (
+        os.path.isdir(os.path.join(folder, name))
+        or bool(glob.glob(os.path.join(glob.escape(folder), '*', MANIFEST)))
+        or not checkpoint.find_checkpoints(folder))
+
+
 def installed_checkpoint(name, checkpoint_dir=None):
     """Path of the verified checkpoint of zoo entry `name` in `checkpoint_dir` (default
     folder if None), re-checked by `verified_checkpoint`; CheckpointError saying what to run."""
