@@ -7,7 +7,7 @@ setup(
     description=__doc__,
     python_requires='>=3.10',
     packages=find_packages(include=['svrens_tf', 'svrens_tf.*']),
-    package_data={'svrens_tf': ['data/*']},
+    package_data={'svrens_tf': ['resources/*']},
     # TensorFlow comes through an extra: the CPU wheel (274 MB) and the CUDA wheel (572 MB)
     # are different distributions, and neither satisfies a requirement on the other's name.
     install_requires=['numpy', 'scipy', 'imageio', 'absl-py'],
