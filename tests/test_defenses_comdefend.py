@@ -125,6 +125,8 @@ def test_a_pickle_that_would_run_code_is_refused_even_with_a_matching_hash(tmp_p
 def test_defense_purifies_at_size_then_classifies_at_299(released, shared_dir):
     with pytest.raises(ValueError, match='weights'):
         comdefend.ComDefend(classifier=lambda x: x)
+    with pytest.raises(FileNotFoundError, match='no ComDefend weights'):
+        comdefend.ComDefend(checkpoint_dir=released, classifier=lambda x: x)
     with pytest.raises(ValueError, match='divide'):
         comdefend.ComDefend(weights=released, size=100, classifier=lambda x: x)
     defense = comdefend.ComDefend(weights=released, size=64,

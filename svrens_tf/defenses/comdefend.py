@@ -209,7 +209,11 @@ def purify_uint8(purifier, images_uint8):
 
 
 class ComDefend(base.TransformDefense):
-    """299 -> 224, ComDefend purification, -> 299, then the classifier (ResNet-v2-101 in VT)."""
+    """299 -> 224, ComDefend purification, -> 299, then the classifier (ResNet-v2-101 in VT).
+
+    `weights`: a converted npz or a folder holding it or the released pair; by default
+    `<checkpoint_dir>/comdefend`. `patch_size=None` purifies the whole image at once.
+    """
 
     name = 'comdefend'
 
@@ -218,8 +222,9 @@ class ComDefend(base.TransformDefense):
         if weights is None:
             if checkpoint_dir is None:
                 raise ValueError('comdefend needs weights=<comdefend.npz or the folder of the '
-                                 'released enc20/dec20 files> (or a checkpoint_dir holding them)')
-            weights = checkpoint_dir
+                                 'released enc20/dec20 files>, or a checkpoint_dir whose '
+                                 'comdefend/ folder holds them')
+            weights = pathlib.Path(checkpoint_dir) / 'comdefend'
         if patch_size and size % patch_size:
             raise ValueError(f'patch_size {patch_size} must divide size {size}')
         self.purifier = Purifier(*read_weights(weights), patch_size=patch_size)
