@@ -47,10 +47,6 @@ class RandomResizePad(base.Defense):
         top, left = self.rng.randint(0, self.out_size - size + 1, size=2)
         return flip, size, int(top), int(left)
 
-    def transform(self, images_signed, size, top, left):
-        return resize_pad(tf.convert_to_tensor(images_signed, tf.float32), tf.constant(size),
-                          tf.constant(top), tf.constant(left), self.out_size)
-
     def predict(self, images):
         x = base.to_signed(images.astype(np.float32) / 255.0)
         total = 0.0
@@ -58,7 +54,9 @@ class RandomResizePad(base.Defense):
             flip, size, top, left = self.draw()
             if flip:
                 x = x[:, :, ::-1]
-            logits, aux = self.classifier(self.transform(x, size, top, left))
+            logits, aux = self.classifier(resize_pad(tf.constant(x), tf.constant(size),
+                                                     tf.constant(top), tf.constant(left),
+                                                     self.out_size))
             scores = tf.nn.softmax(logits).numpy()
             if aux is not None:
                 scores += self.aux_weight * tf.nn.softmax(aux).numpy()
