@@ -1,15 +1,16 @@
 """Inception-ResNet-v2 exactly as TF-slim's `nets/inception_resnet_v2.py` builds it (inference).
 
-Stem, Mixed_5b, `Repeat/block35_1..10` (scale 0.17), Mixed_6a, `Repeat_1/block17_1..20`
-(scale 0.10; the aux head reads its output, `PreAuxLogits`), Mixed_7a, `Repeat_2/block8_1..9`
-(scale 0.20), a final `Block8` (scale 1, no ReLU), Conv2d_7b_1x1. Each residual unit adds
-`scale * up` (a 1x1 conv with biases, `Conv2d_1x1`) to its input, then applies ReLU.
+Stem (Inception-v3's: Conv2d_1a_3x3 .. MaxPool_5a_3x3), Mixed_5b, `Repeat/block35_1..10`
+(scale 0.17), Mixed_6a, `Repeat_1/block17_1..20` (scale 0.10; the aux head reads its output,
+`PreAuxLogits`), Mixed_7a, `Repeat_2/block8_1..9` (scale 0.20), a final `Block8` (scale 1,
+no ReLU), Conv2d_7b_1x1. Each residual unit adds `scale * up` (a 1x1 conv with biases,
+`Conv2d_1x1`) to its input, then applies ReLU.
 Default slim settings: output_stride 16 (no atrous), align_feature_maps False. BN: epsilon 1e-3,
 no gamma.
 """
 import tensorflow as tf
 
-from svrens_tf.models import layers
+from svrens_tf.models import inception_v3, layers
 
 
 class InceptionResnetV2(layers.SlimModel):
@@ -17,13 +18,7 @@ class InceptionResnetV2(layers.SlimModel):
     default_scope = 'InceptionResnetV2'
 
     def forward(self, x):
-        net = self.conv2d(x, 32, 3, 'Conv2d_1a_3x3', stride=2, padding='VALID')
-        net = self.conv2d(net, 32, 3, 'Conv2d_2a_3x3', padding='VALID')
-        net = self.conv2d(net, 64, 3, 'Conv2d_2b_3x3')
-        net = tf.nn.max_pool2d(net, 3, 2, 'VALID')                       # MaxPool_3a_3x3
-        net = self.conv2d(net, 80, 1, 'Conv2d_3b_1x1', padding='VALID')
-        net = self.conv2d(net, 192, 3, 'Conv2d_4a_3x3', padding='VALID')
-        net = tf.nn.max_pool2d(net, 3, 2, 'VALID')                       # MaxPool_5a_3x3
+        net = inception_v3.stem(self, x)                                 # Conv2d_1a .. MaxPool_5a
         net = self.mixed_5b(net)
         net = self.repeat(net, 'Repeat', 'block35', 10, self.block35, scale=0.17)
         net = self.mixed_6a(net)
@@ -131,5 +126,5 @@ class InceptionResnetV2(layers.SlimModel):
 
     def logits(self, net):
         with self.name_scope('Logits'):
-            net = tf.reduce_mean(net, [1, 2])                            # AvgPool_1a_8x8 over the map
+            net = tf.reduce_mean(net, [1, 2])                            # AvgPool_1a_8x8
             return self.fully_connected(net, self.num_classes, 'Logits')

@@ -17,19 +17,23 @@ def _reduced_kernel(x, kernel):
     return [min(height, kernel[0]), min(width, kernel[1])]
 
 
+def stem(model, x):
+    """Conv2d_1a_3x3 .. MaxPool_5a_3x3, shared with Inception-ResNet-v2 (same names and depths)."""
+    net = model.conv2d(x, 32, 3, 'Conv2d_1a_3x3', stride=2, padding='VALID')
+    net = model.conv2d(net, 32, 3, 'Conv2d_2a_3x3', padding='VALID')
+    net = model.conv2d(net, 64, 3, 'Conv2d_2b_3x3')
+    net = tf.nn.max_pool2d(net, 3, 2, 'VALID')                           # MaxPool_3a_3x3
+    net = model.conv2d(net, 80, 1, 'Conv2d_3b_1x1', padding='VALID')
+    net = model.conv2d(net, 192, 3, 'Conv2d_4a_3x3', padding='VALID')
+    return tf.nn.max_pool2d(net, 3, 2, 'VALID')                          # MaxPool_5a_3x3
+
+
 class InceptionV3(layers.SlimModel):
-    """slim `inception_v3(x, num_classes, is_training=False)`: logits and AuxLogits (from Mixed_6e)."""
+    """slim `inception_v3(x, num_classes, is_training=False)`: logits, AuxLogits from Mixed_6e."""
     default_scope = 'InceptionV3'
 
     def forward(self, x):
-        net = self.conv2d(x, 32, 3, 'Conv2d_1a_3x3', stride=2, padding='VALID')
-        net = self.conv2d(net, 32, 3, 'Conv2d_2a_3x3', padding='VALID')
-        net = self.conv2d(net, 64, 3, 'Conv2d_2b_3x3')
-        net = tf.nn.max_pool2d(net, 3, 2, 'VALID')                       # MaxPool_3a_3x3
-        net = self.conv2d(net, 80, 1, 'Conv2d_3b_1x1', padding='VALID')
-        net = self.conv2d(net, 192, 3, 'Conv2d_4a_3x3', padding='VALID')
-        net = tf.nn.max_pool2d(net, 3, 2, 'VALID')                       # MaxPool_5a_3x3
-
+        net = stem(self, x)
         net = self.mixed_35x35(net, 'Mixed_5b', pool_depth=32)
         net = self.mixed_35x35(net, 'Mixed_5c', pool_depth=64,
                                branch_1_names=('Conv2d_0b_1x1', 'Conv_1_0c_5x5'))

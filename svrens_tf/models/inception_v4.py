@@ -11,7 +11,7 @@ from svrens_tf.models import layers
 
 
 class InceptionV4(layers.SlimModel):
-    """slim `inception_v4(x, num_classes, is_training=False)`: logits and AuxLogits (from Mixed_6h)."""
+    """slim `inception_v4(x, num_classes, is_training=False)`: logits, AuxLogits from Mixed_6h."""
     default_scope = 'InceptionV4'
 
     def forward(self, x):
