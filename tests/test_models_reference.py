@@ -36,6 +36,15 @@ def loss_and_input_grad(model, x, labels):
     return run(tf.constant(x))
 
 
+@pytest.fixture(scope='module', autouse=True)
+def full_float32_precision():
+    """The tolerances are float32's: TF32 convs and matmuls (Ampere+ GPUs) are turned off."""
+    enabled = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    yield
+    tf.config.experimental.enable_tensor_float_32_execution(enabled)
+
+
 @pytest.fixture(scope='module', params=ARCHS)
 def arch(request):
     return request.param
