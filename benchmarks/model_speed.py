@@ -2,9 +2,11 @@
 
 For each architecture, in a fresh process (so peak memory is its own): `models.build` time,
 the first call of a `tf.function` computing logits and d loss / d x (trace, graph optimisation
-and one run), then `--steps` warm calls on the same batch shape, reported as images per second.
-Peak memory is the process's maximum RSS on CPU, or TF's peak allocation on GPU. Weights are
-the zeros `build` creates: the cost of a dense conv net does not depend on their values.
+and one run), then `--steps` warm calls on the same batch shape, reported as images per second
+and as the process's CPU seconds per step (less sensitive than wall time to other load on the
+machine, whose load average each row reports). Peak memory is the process's maximum RSS on
+CPU, or TF's peak allocation on GPU. Weights are the zeros `build` creates: the cost of a dense
+conv net does not depend on their values.
 
     TF_ENABLE_ONEDNN_OPTS=1 python -m benchmarks.model_speed --archs inception_v3 --steps 2
 """
@@ -52,16 +54,17 @@ def measure(arch, batch_size, image_size, steps):
     start = time.perf_counter()
     loss_and_input_grad(x)[1].numpy()
     first_s = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         loss_and_input_grad(x)[1].numpy()
     warm_s = (time.perf_counter() - start) / steps
+    cpu_s = (time.process_time() - cpu_start) / steps
     if gpu:
         peak_mib = tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2 ** 20
     else:
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return {'arch': arch, 'params_m': sum(v.shape.num_elements() for v in model.variables) / 1e6,
-            'build_s': build_s, 'first_s': first_s, 'step_s': warm_s,
+            'build_s': build_s, 'first_s': first_s, 'step_s': warm_s, 'cpu_s': cpu_s,
             'images_per_s': batch_size / warm_s, 'peak_mib': peak_mib,
             'device': 'GPU' if gpu else 'CPU'}
 
@@ -76,15 +79,16 @@ def main(_):
     onednn = os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (TF default: on for x86 CPUs)')
     print(f'batch {FLAGS.batch_size}, {FLAGS.image_size}x{FLAGS.image_size}, '
           f'{FLAGS.steps} warm steps; TF_ENABLE_ONEDNN_OPTS={onednn}; '
-          f'{os.cpu_count()} CPUs ({platform.processor() or platform.machine()})', flush=True)
+          f'{os.cpu_count()} CPUs ({platform.machine()})', flush=True)
     print('| arch | params (M) | device | build (s) | first call (s) | fwd+bwd step (s) '
-          '| images/s | peak memory (MiB) |')
-    print('|---|---|---|---|---|---|---|---|')
+          '| CPU s/step | images/s | peak memory (MiB) | load average |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     for arch in FLAGS.archs:
         row = run_isolated(arch)
         print(f"| {row['arch']} | {row['params_m']:.1f} | {row['device']} | {row['build_s']:.1f} "
-              f"| {row['first_s']:.1f} | {row['step_s']:.2f} | {row['images_per_s']:.2f} "
-              f"| {row['peak_mib']:.0f} |", flush=True)
+              f"| {row['first_s']:.1f} | {row['step_s']:.2f} | {row['cpu_s']:.2f} "
+              f"| {row['images_per_s']:.2f} | {row['peak_mib']:.0f} "
+              f"| {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 if __name__ == '__main__':
