@@ -4,8 +4,10 @@ A `SlimModel` creates its variables by full slim name (`<scope>/<block>/.../weig
 time its forward pass runs, so an architecture file reads like the checkpoint's table of
 contents and a released checkpoint restores by name. Inference mode only: batch norm uses the
 moving statistics, and a batch norm that follows a convolution is folded into the kernel
-(`w * scale`, then one bias add), which saves a multiply-add over every activation map and
-lets TF fuse conv + bias + ReLU.
+(`w * scale`, then the shift as a bias): one bias add instead of a multiply and an add over
+the activation map, at the price of rescaling the kernel in every call (equal CPU time within
+noise at batch 8; outputs within 6e-6 of slim's). The folding sits in the graph, so weights
+assigned after `build` (checkpoint loading) take effect with no extra step.
 """
 import collections
 import contextlib
