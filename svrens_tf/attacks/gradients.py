@@ -64,6 +64,7 @@ class GradientOracle:
         return grad, tf.stack([self._aggregate(tape.gradient(m, x)) for m in members])
 
     def _single(self, k, x, clean, labels, key):
+        """Gradient of J_k at x for a Python int k."""
         cfg = self.cfg
         with tf.GradientTape() as tape:
             tape.watch(x)
