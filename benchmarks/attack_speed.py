@@ -6,8 +6,9 @@ into --work_dir) or the released ones (--checkpoint_dir).  For each strategy it 
 first call (trace, graph optimisation and one run) and a warm call on another batch of the
 same shape (no retrace); warm calls then run in --repeats rounds that alternate the
 strategies, so load drifting on a shared machine hits them alike, and the fastest round
-counts.  Prints a markdown table: passes counted by the attack, warm seconds per outer step,
-passes and images per second, and speed-up over svre/recompute.
+counts.  Prints a markdown table: passes counted by the attack, warm wall and CPU seconds
+per outer step (CPU time is the steadier measure on a loaded machine), passes and images per
+second, and speed-up over svre/recompute.
 
     TF_ENABLE_ONEDNN_OPTS=1 python -m benchmarks.attack_speed --batch_size 2 --num_iter 1
 """
@@ -60,10 +61,11 @@ def synthetic_checkpoint(arch):
 
 
 def timed_attack(surrogates, x, y, cfg):
-    start = time.perf_counter()
+    """(result, wall seconds, CPU seconds of this process) of one attack call."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = attacks.attack(surrogates, x, y, cfg)
     result.x_adv.numpy()
-    return result, time.perf_counter() - start
+    return result, time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def main(_):
@@ -81,25 +83,30 @@ def main(_):
     configs = {name: attacks.AttackConfig(base=FLAGS.base, num_iter=FLAGS.num_iter,
                                           m_svrg=FLAGS.m_svrg, **STRATEGIES[name])
                for name in FLAGS.strategies}
-    first, warm, passes = {}, {}, {}
+    first, warm, cpu, passes = {}, {}, {}, {}
     for name, cfg in configs.items():
-        _, first[name] = timed_attack(surrogates, *batches[0], cfg)
+        _, first[name], _ = timed_attack(surrogates, *batches[0], cfg)
         print(f'{name}: first call {first[name]:.1f} s', flush=True)
     for round_index in range(FLAGS.repeats):
         for name, cfg in configs.items():
-            result, seconds = timed_attack(surrogates, *batches[1], cfg)
+            result, seconds, cpu_seconds = timed_attack(surrogates, *batches[1], cfg)
             passes[name] = result.gradient_passes
-            warm[name] = min(seconds, warm.get(name, seconds))
-            print(f'{name}: warm round {round_index}: {seconds:.1f} s', flush=True)
-    rows = {name: (passes[name], first[name], warm[name]) for name in configs}
-    reference = rows.get('svre/recompute', (0, 0, 0))[2]
-    print('\n| strategy | passes | first call s | warm s / outer step | passes / s '
-          '| images / s | speed-up vs svre/recompute |')
-    print('|---|---|---|---|---|---|---|')
-    for name, (count, first_s, warm_s) in rows.items():
-        speedup = f'{reference / warm_s:.2f}x' if reference else '-'
-        print(f'| {name} | {count} | {first_s:.1f} | {warm_s / FLAGS.num_iter:.1f} '
-              f'| {count / warm_s:.2f} | {FLAGS.batch_size / warm_s:.3f} | {speedup} |')
+            if seconds < warm.get(name, float('inf')):
+                warm[name], cpu[name] = seconds, cpu_seconds
+            print(f'{name}: warm round {round_index}: {seconds:.1f} s wall, '
+                  f'{cpu_seconds:.1f} s CPU, load {os.getloadavg()[0]:.1f}', flush=True)
+    reference = warm.get('svre/recompute')
+    reference_cpu = cpu.get('svre/recompute')
+    print('\n| strategy | passes | first call s | warm s / outer step | CPU s / outer step '
+          '| passes / s | images / s | speed-up vs svre/recompute (wall, CPU) |')
+    print('|---|---|---|---|---|---|---|---|')
+    for name in configs:
+        speedup = (f'{reference / warm[name]:.2f}x, {reference_cpu / cpu[name]:.2f}x'
+                   if reference else '-')
+        print(f'| {name} | {passes[name]} | {first[name]:.1f} '
+              f'| {warm[name] / FLAGS.num_iter:.1f} | {cpu[name] / FLAGS.num_iter:.1f} '
+              f'| {passes[name] / warm[name]:.2f} | {FLAGS.batch_size / warm[name]:.3f} '
+              f'| {speedup} |')
 
 
 if __name__ == '__main__':
