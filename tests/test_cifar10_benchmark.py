@@ -1,0 +1,92 @@
+"""CIFAR-10 proxy benchmark: data pipeline, trained zoo, and the transfer command's quick mode."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks.cifar10 import data, models, transfer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / 'benchmarks' / 'cifar10' / 'weights'
+
+
+def test_augment_crops_a_window_of_the_padded_image_and_sometimes_flips():
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 256, (64, 8, 8, 1), dtype=np.uint8)
+    out = data.augment(x, rng, pad=2)
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    seen = set()
+    for i in range(len(x)):
+        matches = [(dy, dx, flip) for dy in range(5) for dx in range(5) for flip in (0, 1)
+                   if np.array_equal(out[i], padded[i, dy:dy + 8, dx:dx + 8][:, ::-1 if flip else 1])]
+        assert matches, f'image {i} is not a (flipped) window of its padded original'
+        seen.update(matches)
+    assert {m[2] for m in seen} == {0, 1}
+    assert len({m[:2] for m in seen}) > 10
+
+
+def test_to_model_range_maps_pixels_to_minus_one_one():
+    x = np.array([0, 255, 127], np.uint8)
+    np.testing.assert_allclose(data.to_model_range(x), [-1.0, 1.0, 127 / 127.5 - 1.0])
+
+
+def test_every_zoo_model_maps_a_batch_to_ten_logits():
+    x = np.zeros((2, 32, 32, 3), np.float32)
+    for name in models.BUILDERS:
+        assert tuple(models.build(name)(x).shape) == (2, models.NUM_CLASSES), name
+
+
+def test_experiments_hold_out_each_pool_model_then_attack_all():
+    plan = transfer.experiments(['a', 'b', 'c'], ['z'])
+    assert plan[:3] == [('hold-out a', ['b', 'c'], ['a']), ('hold-out b', ['a', 'c'], ['b']),
+                        ('hold-out c', ['a', 'b'], ['c'])]
+    assert plan[3] == ('ensemble', ['a', 'b', 'c'], ['a', 'b', 'c', 'z'])
+
+
+@pytest.fixture(scope='module')
+def test_split(shared_dir):
+    return data.load(shared_dir / 'cifar10' / 'cifar10-jpeg.tar.gz', splits=('test',))['test']
+
+
+def test_test_split_is_balanced_and_in_class_order(test_split):
+    x, y = test_split
+    assert x.shape == (10000, 32, 32, 3) and x.dtype == np.uint8
+    assert np.all(np.bincount(y) == 1000) and np.all(np.diff(y) >= 0)
+
+
+def test_committed_weights_reach_their_recorded_accuracy(test_split):
+    """Catches weights that load into the wrong layers (e.g. across Keras backends)."""
+    x, y = test_split
+    pick = np.random.default_rng(0).permutation(len(y))[:1000]
+    for name in models.BUILDERS:
+        model = models.load(name, WEIGHTS)
+        accuracy = np.mean(transfer.predict(model, data.to_model_range(x[pick])) == y[pick])
+        recorded = json.loads((WEIGHTS / f'{name}.json').read_text())['test_accuracy']
+        assert accuracy > recorded - 0.05, (name, accuracy, recorded)
+
+
+def test_quick_mode_runs_both_tables_and_attacks_succeed_white_box(shared_dir, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    subprocess.run([sys.executable, '-m', 'benchmarks.cifar10.transfer', '--quick',
+                    f'--output_dir={tmp_path}'], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    result = json.loads((tmp_path / 'transfer.json').read_text())
+    records = result['records']
+    assert len(records) == 3 * 2 * 2   # (2 hold-outs + ensemble) x 2 presets x {ens, svre}
+    by_key = {(r['experiment'], r['preset'], r['ensemble']): r for r in records}
+    for preset in ('mi_fgsm', 'ti_dim'):
+        ens, svre = by_key['ensemble', preset, 'ens'], by_key['ensemble', preset, 'svre']
+        for target in ('separable', 'vgg'):
+            assert ens['success'][target] >= 80.0, (preset, target, ens['success'])
+            assert svre['success'][target] >= 80.0, (preset, target, svre['success'])
+        # batches of 10 images; 10 outer steps; K = 2 and M = 4K = 8
+        assert ens['gradient_passes'] == 10 * 2
+    assert by_key['ensemble', 'mi_fgsm', 'svre']['gradient_passes'] == 10 * (2 + 2 + 8)
+    assert by_key['ensemble', 'ti_dim', 'svre']['gradient_passes'] == 10 * (2 + 8 + 8)
+    assert result['gradient_passes'] == sum(r['gradient_passes'] for r in records)
+    table = (tmp_path / 'transfer.md').read_text()
+    assert '| ens-mi_fgsm |' in table and '| svre-ti_dim |' in table and 'vgg*' in table
