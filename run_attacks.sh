@@ -2,7 +2,7 @@
 # The paper's experiments end to end: attacks, evaluation, and a report beside the paper's numbers.
 #
 #   ./run_attacks.sh [--tables 1,2,3] [--figures 1,2,3,4] [--attacks i_fgsm,mi_fgsm,...]
-#                    [--seeds N] [--dataset_dir DIR] [--checkpoint_dir DIR] [--results_dir DIR]
+#                    [--ensembles ens,svre] [--seeds N] [--dataset_dir DIR] [--checkpoint_dir DIR] [--results_dir DIR]
 #                    [--defenses bit_red,jpeg,...] [--external_defense NAME=COMMAND]...
 #                    [--ablation_attack mi_fgsm] [--eval_batch_size 10] [-- svrens-attack flags]
 #
@@ -21,7 +21,7 @@ PYTHON="${PYTHON:-python3}"
 
 NORMAL=(inc_v3 inc_v4 incres_v2 res_v2_101)
 ADV_TRAINED=(ens3_adv_inc_v3 ens4_adv_inc_v3 ens_adv_incres_v2)
-TABLES="" FIGURES="" SEEDS=1 ATTACKS="i_fgsm,mi_fgsm,tim,ti_dim,si_ti_dim"
+TABLES="" FIGURES="" SEEDS=1 ATTACKS="i_fgsm,mi_fgsm,tim,ti_dim,si_ti_dim" ENSEMBLES="ens,svre"
 DATASET_DIR="$REPO/data/nips17" CHECKPOINT_DIR="${SVRENS_CHECKPOINT_DIR:-$REPO/checkpoints}"
 RESULTS_DIR="$REPO/results" DEFENSES="" ABLATION_ATTACK="mi_fgsm" EVAL_BATCH_SIZE=10
 EXTERNAL=() ATTACK_FLAGS=()
@@ -32,6 +32,7 @@ while [[ $# -gt 0 ]]; do
         --tables) TABLES="$2"; shift 2 ;;
         --figures) FIGURES="$2"; shift 2 ;;
         --attacks) ATTACKS="$2"; shift 2 ;;
+        --ensembles) ENSEMBLES="$2"; shift 2 ;;
         --seeds) SEEDS="$2"; shift 2 ;;
         --dataset_dir) DATASET_DIR="$2"; shift 2 ;;
         --checkpoint_dir) CHECKPOINT_DIR="$2"; shift 2 ;;
@@ -95,7 +96,9 @@ ablation() {
 }
 
 IFS=, read -r -a ATTACK_LIST <<< "$ATTACKS"
-log "run_attacks.sh tables=$TABLES figures=$FIGURES attacks=$ATTACKS seeds=$SEEDS attack flags: ${ATTACK_FLAGS[*]:-}"
+IFS=, read -r -a ENSEMBLE_LIST <<< "$ENSEMBLES"
+log "run_attacks.sh tables=$TABLES figures=$FIGURES attacks=$ATTACKS ensembles=$ENSEMBLES" \
+    "seeds=$SEEDS attack flags: ${ATTACK_FLAGS[*]:-}"
 if wants "$TABLES" 3; then
     fetch all
 elif [[ "$TABLES" == 1 && -z "$FIGURES" ]]; then
@@ -110,7 +113,7 @@ for ((k = 0; k < SEEDS; k++)); do
         for held_out in "${NORMAL[@]}"; do
             surrogates=$(join $(printf '%s\n' "${NORMAL[@]}" | grep -vx "$held_out"))
             for base in "${ATTACK_LIST[@]}"; do
-                for ensemble in ens svre; do
+                for ensemble in "${ENSEMBLE_LIST[@]}"; do
                     out="$RESULTS_DIR/attacks/holdout_$held_out/${ensemble}_$base/seed$seed"
                     attack "$out" "$surrogates" --base "$base" --ensemble "$ensemble" --seed "$seed"
                     folders+=("$out")
@@ -122,7 +125,7 @@ for ((k = 0; k < SEEDS; k++)); do
     if wants "$TABLES" 2 || wants "$TABLES" 3 || wants "$FIGURES" 1; then
         folders=()
         for base in "${ATTACK_LIST[@]}"; do
-            for ensemble in ens svre; do
+            for ensemble in "${ENSEMBLE_LIST[@]}"; do
                 out="$RESULTS_DIR/attacks/all4/${ensemble}_$base/seed$seed"
                 attack "$out" "$(join "${NORMAL[@]}")" --base "$base" --ensemble "$ensemble" --seed "$seed"
                 folders+=("$out")

@@ -213,7 +213,7 @@ def batches(dataset, planned, image_dirs=None):
     `image_dirs` (default: the dataset's own folder) are folders holding the same `<ImageId>.png`
     names, read side by side (e.g. clean and adversarial); only the dataset folder is resized.
     """
-    image_dirs = [dataset.image_dir] if image_dirs is None else [pathlib.Path(d) for d in image_dirs]
+    image_dirs = [pathlib.Path(d) for d in image_dirs or [dataset.image_dir]]
     flat_ids = [image_id for batch in planned for image_id in batch]
     if not flat_ids:
         return

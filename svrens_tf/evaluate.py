@@ -9,23 +9,15 @@ import numpy as np
 import tensorflow as tf
 
 from svrens_tf import data
-
-
-def logits_of(output):
-    """Main logits of a model output: a tensor, a (logits, aux) pair, or an object with .logits."""
-    if hasattr(output, 'logits'):
-        return output.logits
-    if isinstance(output, (tuple, list)):
-        return output[0]
-    return output
+from svrens_tf.defenses.base import split_outputs
 
 
 def model_classifier(model):
-    """uint8 [B,299,299,3], labels [B] -> (predictions [B], cross-entropy [B]) in one traced call."""
+    """uint8 [B,299,299,3], labels [B] -> (predictions [B], cross-entropy [B]), one traced call."""
     @tf.function(reduce_retracing=True)
     def classify(images, labels):
         x = tf.cast(images, tf.float32) / 127.5 - 1.0
-        logits = logits_of(model(x))
+        logits, _ = split_outputs(model(x))
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
         return tf.argmax(logits, axis=1, output_type=tf.int32), loss
 

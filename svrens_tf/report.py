@@ -90,7 +90,8 @@ class RunRecord:
 
 
 def to_json(value):
-    return json.dumps(value, indent=1, sort_keys=True) + '\n'
+    """JSON keeping the insertion order (classifier columns stay in the order evaluated)."""
+    return json.dumps(value, indent=1) + '\n'
 
 
 def to_csv(rows):
@@ -132,7 +133,7 @@ def evaluation_csv(evaluation):
 
 
 def evaluation_markdown(evaluation):
-    """Success rates (paper's way, then over clean-correct images) and losses, folder x classifier."""
+    """Success rates (the paper's, then over clean-correct images) and losses per folder."""
     folders = evaluation['folders']
     names = list(evaluation['clean'])
     parts = [f'# Evaluation of {len(folders)} folder(s) on {evaluation["num_images"]} images of '
@@ -175,7 +176,8 @@ def gradient_passes(settings):
 
 
 def collect(results_dir):
-    """{experiment: [(settings, results by classifier)]}, from RESULTS/<experiment>/**/evaluation.json."""
+    """{experiment: [(settings, results by classifier)]} from RESULTS/<experiment>/**/
+    evaluation.json."""
     results_dir = pathlib.Path(results_dir)
     experiments = {}
     for path in sorted(results_dir.glob('*/**/evaluation.json')):
@@ -282,13 +284,13 @@ def build_report(results_dir, paper=None):
                                   'defenses', False)]:
         if name in experiments:
             rows = table_rows(experiments[name], holdout)
-            columns = list(dict.fromkeys(c for _, cells in rows for c in cells))
+            columns = _columns(rows, paper.get(name, {}).get('columns', []))
             parts.append(f'\n## {title}\n\n' + comparison_table(rows, columns,
                                                                  paper.get(name, {})))
     if 'table2' in experiments:
         rows = [(attack_label(s), _cells(r, 'avg_loss'))
                 for s, r in group_runs(experiments['table2'])]
-        columns = list(dict.fromkeys(c for _, cells in rows for c in cells))
+        columns = _columns(rows, paper.get('table2', {}).get('columns', []))
         parts.append('\n## Figure 1: average cross-entropy of the adversarial images\n\n'
                      + markdown_table(['attack'] + columns,
                                       [[label] + [_loss(cells.get(c)) for c in columns]
@@ -306,6 +308,12 @@ def build_report(results_dir, paper=None):
         figures.append((f'{name.replace("fig", "figure")}.png',
                         lambda plt, s=series, c=columns, x=x_label: _lines(plt, s, c, x)))
     return ''.join(parts), figures
+
+
+def _columns(rows, preferred):
+    """Columns present in `rows`, in the paper's order first, then in order of appearance."""
+    present = dict.fromkeys(c for _, cells in rows for c in cells)
+    return [c for c in preferred if c in present] + [c for c in present if c not in preferred]
 
 
 def _loss(values):

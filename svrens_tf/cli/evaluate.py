@@ -27,7 +27,8 @@ flags.DEFINE_string('labels', None, 'Labels csv (default: found beside the clean
 flags.DEFINE_boolean('resize', False, 'Resize clean images that are not 299x299, as the attack '
                      'did with --resize.')
 flags.DEFINE_list('models', CLASSIFIERS, 'Zoo models to evaluate on.')
-flags.DEFINE_list('defenses', [], 'In-process defenses (svrens_tf.defenses.NAMES) to evaluate on.')
+flags.DEFINE_list('defenses', [], 'In-process defenses (svrens_tf.defenses.NAMES) to evaluate '
+                  'on.')
 flags.DEFINE_multi_string('external_defense', [], 'NAME=COMMAND of a NIPS17 defense program, run '
                           'as COMMAND INPUT_DIR OUTPUT_CSV (repeatable).')
 flags.DEFINE_integer('external_timeout_s', 7200, 'Time limit of one external defense run.')
