@@ -2,7 +2,8 @@
 # The paper's experiments end to end: attacks, evaluation, and a report beside the paper's numbers.
 #
 #   ./run_attacks.sh [--tables 1,2,3] [--figures 1,2,3,4] [--attacks i_fgsm,mi_fgsm,...]
-#                    [--ensembles ens,svre] [--seeds N] [--dataset_dir DIR] [--checkpoint_dir DIR] [--results_dir DIR]
+#                    [--ensembles ens,svre] [--seeds N] [--dataset_dir DIR]
+#                    [--checkpoint_dir DIR] [--results_dir DIR]
 #                    [--defenses bit_red,jpeg,...] [--external_defense NAME=COMMAND]...
 #                    [--ablation_attack mi_fgsm] [--eval_batch_size 10] [-- svrens-attack flags]
 #
@@ -26,7 +27,7 @@ DATASET_DIR="$REPO/data/nips17" CHECKPOINT_DIR="${SVRENS_CHECKPOINT_DIR:-$REPO/c
 RESULTS_DIR="$REPO/results" DEFENSES="" ABLATION_ATTACK="mi_fgsm" EVAL_BATCH_SIZE=10
 EXTERNAL=() ATTACK_FLAGS=()
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --tables) TABLES="$2"; shift 2 ;;

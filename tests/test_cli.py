@@ -212,6 +212,11 @@ def bad_folder(nips, tmp_path, case):
         first.write_bytes(b'GIF89a' + b'\0' * 100)
     elif case == 'corrupt':
         first.write_bytes(first.read_bytes()[:3000])
+    elif case in ('rgba', 'sixteen_bit', 'size'):
+        image = {'rgba': np.full((299, 299, 4), 7, np.uint8),
+                 'sixteen_bit': np.full((299, 299, 3), 7, np.uint16),
+                 'size': np.full((224, 224, 3), 7, np.uint8)}[case]
+        first.write_bytes(tf.io.encode_png(image).numpy())
     elif case == 'bad_id':
         csv = root / 'dev_dataset.csv'
         csv.write_text(csv.read_text().replace(IDS[0], '../' + IDS[0]))
@@ -225,6 +230,9 @@ BAD_CASES = {
     'not_png': f'{IDS[0]}.png: not a PNG file',
     'corrupt': f'{IDS[0]}.png: corrupt PNG',
     'bad_id': 'is not a plain file name',
+    'rgba': f'{IDS[0]}.png: RGBA PNG; alpha channels are rejected',
+    'sixteen_bit': f'{IDS[0]}.png: 16-bit PNG',
+    'size': f'{IDS[0]}.png: 224x224 image, expected 299x299 (pass --resize',
 }
 
 
