@@ -137,10 +137,12 @@ def assert_complete_pngs(folder):
 
 @pytest.fixture(scope='module')
 def attacked(launcher, nips, tmp_path_factory):
-    """A straight run, the same run in two shards, and a run refused for other settings."""
+    """A straight run, the same run in two shards (with op determinism on, which must not
+    change a CPU result), and a run refused for other settings."""
     tmp_path = tmp_path_factory.mktemp('attacked')
     straight, sharded = tmp_path / 'straight', tmp_path / 'sharded'
-    shard = [f'--input_dir={nips}', f'--output_dir={sharded}', '--num_shards=2']
+    shard = [f'--input_dir={nips}', f'--output_dir={sharded}', '--num_shards=2',
+             '--deterministic']
     outcomes = run_many(launcher, 'attack',
                         [f'--input_dir={nips}', f'--output_dir={straight}'] + ATTACK_ARGS,
                         shard + ['--shard_index=1'] + ATTACK_ARGS,

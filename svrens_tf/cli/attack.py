@@ -39,6 +39,9 @@ flags.DEFINE_integer('num_shards', 1, 'Split the batches over this many processe
                      lower_bound=1)
 flags.DEFINE_integer('shard_index', 0, 'Which shard this process attacks (0-based).',
                      lower_bound=0)
+flags.DEFINE_boolean('deterministic', False, 'Enable TensorFlow op determinism, so that resumed '
+                     'and sharded runs write the same bytes on GPU too (CPU kernels already '
+                     'are deterministic); slower on GPU.')
 
 
 def _define_config_flags():
@@ -83,6 +86,8 @@ def main(argv):
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     batch_size = FLAGS.batch_size or (4 if cfg.si_copies > 1 else 10)
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
     try:
         attack_folder(cfg, batch_size)
     except data.DataError as err:
