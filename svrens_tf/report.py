@@ -33,8 +33,10 @@ def environment():
             'devices': [d.name for d in tf.config.list_logical_devices()]}
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+def _now(timestamp=None):
+    moment = datetime.datetime.fromtimestamp(time.time() if timestamp is None else timestamp,
+                                             datetime.timezone.utc)
+    return moment.isoformat(timespec='seconds')
 
 
 def _plain(value):
@@ -72,9 +74,10 @@ class RunRecord:
                 raise data.DataError(f'{path}: this folder holds a run with other settings '
                                      f'({", ".join(changed)} differ); use another --output_dir')
 
-    def start(self, **fields):
-        """Append and save a new invocation entry; returns it for the caller to fill in."""
-        entry = {'started': _now(), 'argv': sys.argv, **fields}
+    def start(self, started_at=None, **fields):
+        """Append and save a new invocation entry (begun at `started_at`, a time.time(), or
+        now); returns it for the caller to fill in."""
+        entry = {'started': _now(started_at), 'argv': sys.argv, **fields}
         self.invocations.append(entry)
         self.save()
         return entry

@@ -322,3 +322,16 @@ def test_evaluate_reports_rates_losses_and_tables(launcher, nips, attacked, tmp_
     assert f'| {straight} |' in markdown
     record = json.loads((out / 'eval_run.json').read_text())
     assert set(record['invocations'][0]['classifier_seconds']) == {'a', 'd', 'oracle'}
+
+
+def test_missing_checkpoint_one_error_nothing_written(nips, tmp_path):
+    output = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, '-m', 'svrens_tf.cli.attack', f'--input_dir={nips}',
+         f'--output_dir={output}', f'--checkpoint_dir={tmp_path / "empty"}', '--models=inc_v3'],
+        capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f'svrens-attack: {tmp_path / "empty"}: no such checkpoint')
+    assert 'Traceback' not in result.stderr
+    assert not output.exists()

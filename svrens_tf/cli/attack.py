@@ -18,6 +18,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from svrens_tf import attacks, data, report
+from svrens_tf.models import CheckpointError
 
 FLAGS = flags.FLAGS
 SURROGATES = ['inc_v3', 'inc_v4', 'incres_v2', 'res_v2_101']
@@ -90,7 +91,7 @@ def main(argv):
         tf.config.experimental.enable_op_determinism()
     try:
         attack_folder(cfg, batch_size)
-    except data.DataError as err:
+    except (data.DataError, CheckpointError) as err:
         sys.exit(f'svrens-attack: {err}')
 
 
@@ -110,36 +111,34 @@ def attack_folder(cfg, batch_size):
                 'labels_csv': dataset.labels_csv.name}
     shard = f'.shard{FLAGS.shard_index}of{FLAGS.num_shards}' if FLAGS.num_shards > 1 else ''
     record = report.RunRecord(output_dir / f'{RECORD_NAME}{shard}.json', settings, __name__)
-    output_dir.mkdir(parents=True, exist_ok=True)
     record.check_folder_settings(output_dir.glob(f'{RECORD_NAME}*.json'))
-    data.remove_stale_temporaries(output_dir)
     pending = [batch for batch in planned if not all(
-        data.is_done(output_dir / f'{i}.png', data.read_image(dataset.path(i), dataset.resize),
-                     cfg.max_epsilon) for i in batch)]
+        (output_dir / f'{i}.png').is_file() and data.is_done(
+            output_dir / f'{i}.png', data.read_image(dataset.path(i), dataset.resize),
+            cfg.max_epsilon) for i in batch)]
     num_pending = sum(map(len, pending))
-    run = record.start(images=sum(map(len, planned)), skipped=sum(map(len, planned)) - num_pending,
-                       seed=cfg.seed)
+    num_planned = sum(map(len, planned))
+    loaded = time.time()
+    surrogates = load_surrogates(FLAGS.models, FLAGS.checkpoint_dir) if pending else []
+    output_dir.mkdir(parents=True, exist_ok=True)
+    data.remove_stale_temporaries(output_dir)
+    run = record.start(images=num_planned, skipped=num_planned - num_pending, seed=cfg.seed,
+                       attacked=0, gradient_passes=0,
+                       model_load_s=round(time.time() - loaded, 3))
     print(f'{num_pending} images to attack in {len(pending)} batches '
           f'({run["skipped"]} already done) -> {output_dir}')
-    if pending:
-        loaded = time.time()
-        surrogates = load_surrogates(FLAGS.models, FLAGS.checkpoint_dir)
-        run['model_load_s'] = round(time.time() - loaded, 3)
-        labels = dataset.targets if cfg.targeted else dataset.labels
-        progress = tf.keras.utils.Progbar(num_pending, unit_name='image')
-        passes = 0
-        for ids, images in data.batches(dataset, pending):
-            clean = images[dataset.image_dir]
-            result = attacks.attack(surrogates, clean / 127.5 - 1.0,
-                                    [labels[i] for i in ids], cfg)
-            adversarial = data.quantize(result.x_adv.numpy(), clean, cfg.max_epsilon)
-            for image_id, image in zip(ids, adversarial):
-                data.write_png(output_dir / f'{image_id}.png', image)
-            passes += result.gradient_passes
-            run['attacked'] = run.get('attacked', 0) + len(ids)
-            run['gradient_passes'] = passes
-            record.save()
-            progress.add(len(ids))
+    labels = dataset.targets if cfg.targeted else dataset.labels
+    progress = tf.keras.utils.Progbar(num_pending, unit_name='image')
+    for ids, images in data.batches(dataset, pending):
+        clean = images[dataset.image_dir]
+        result = attacks.attack(surrogates, clean / 127.5 - 1.0, [labels[i] for i in ids], cfg)
+        adversarial = data.quantize(result.x_adv.numpy(), clean, cfg.max_epsilon)
+        for image_id, image in zip(ids, adversarial):
+            data.write_png(output_dir / f'{image_id}.png', image)
+        run['attacked'] += len(ids)
+        run['gradient_passes'] += result.gradient_passes
+        record.save()
+        progress.add(len(ids))
     record.finish(started)
 
 

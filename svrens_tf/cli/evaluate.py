@@ -3,9 +3,9 @@
     svrens-evaluate --clean_dir data/nips17 --input_dir results/ens,results/svre \
         --models inc_v3,ens3_adv_inc_v3 --defenses jpeg,bit_red --output_dir results/eval
 
-Each classifier is loaded once and sees the clean images and every folder in one pass. Writes
-evaluation.json, evaluation.csv, evaluation.md, predictions.csv and eval_run.json (flags,
-versions, timings) into --output_dir, each atomically.
+Each classifier is loaded once and sees the clean images and every folder in one pass. When all
+are done, writes evaluation.json, evaluation.csv, evaluation.md, predictions.csv and
+eval_run.json (flags, versions, timings) into --output_dir, each atomically.
 """
 import shlex
 import sys
@@ -15,6 +15,7 @@ import numpy as np
 from absl import app, flags
 
 from svrens_tf import data, evaluate, report
+from svrens_tf.models import CheckpointError
 
 FLAGS = flags.FLAGS
 CLASSIFIERS = ['inc_v3', 'inc_v4', 'incres_v2', 'res_v2_101', 'ens3_adv_inc_v3',
@@ -69,7 +70,7 @@ def main(argv):
                              f'{", ".join(defenses.NAMES)}')
     try:
         evaluate_folders(external)
-    except (data.DataError, defenses.external.DefenseError) as err:
+    except (data.DataError, defenses.external.DefenseError, CheckpointError) as err:
         sys.exit(f'svrens-evaluate: {err}')
 
 
@@ -80,9 +81,7 @@ def evaluate_folders(external):
     folders = [data.load_dataset(d, dataset.labels_csv).image_dir for d in FLAGS.input_dir]
     output_dir = data.check_output_dir(FLAGS.output_dir, FLAGS.clean_dir, dataset)
     settings = {'clean_dir': str(dataset.image_dir), 'folders': [str(f) for f in folders]}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    record = report.RunRecord(output_dir / 'eval_run.json', settings, __name__)
-    run = record.start(seed=FLAGS.seed, classifier_seconds={})
+    seconds = {}
 
     loaded = {}
 
@@ -101,14 +100,16 @@ def evaluate_folders(external):
         began = time.time()
         print(f'{name}: {len(all_folders)} folders x {len(dataset.image_ids)} images', flush=True)
         predictions[name] = evaluate.predict(make(), dataset, all_folders, FLAGS.batch_size)
-        run['classifier_seconds'][name] = round(time.time() - began, 3)
-        record.save()
+        seconds[name] = round(time.time() - began, 3)
     for name, command in external.items():
         began = time.time()
         predictions[name] = {f: (external_labels(command, f, dataset), None) for f in all_folders}
-        run['classifier_seconds'][name] = round(time.time() - began, 3)
+        seconds[name] = round(time.time() - began, 3)
     evaluation = summarize(dataset, folders, predictions)
+    output_dir.mkdir(parents=True, exist_ok=True)
     write_outputs(output_dir, dataset, folders, predictions, evaluation)
+    record = report.RunRecord(output_dir / 'eval_run.json', settings, __name__)
+    record.start(started, seed=FLAGS.seed, classifier_seconds=seconds)
     record.finish(started)
 
 
