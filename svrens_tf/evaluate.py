@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from svrens_tf import data
-from svrens_tf.defenses.base import split_outputs
+from svrens_tf.outputs import split_outputs
 
 
 def model_classifier(model):

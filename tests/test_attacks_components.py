@@ -10,6 +10,7 @@ import tensorflow as tf
 from svrens_tf import attacks
 from svrens_tf.attacks import losses, smoothing, transforms, updates
 from svrens_tf.attacks.gradients import GradientOracle
+from svrens_tf.outputs import split_outputs
 
 
 @pytest.mark.parametrize('size,nsig', [(7, 3), (15, 3), (5, 2)])
@@ -165,12 +166,12 @@ def test_ensemble_fusions_match_their_formulas():
         assert float(negated) == pytest.approx(-value, rel=1e-6)
 
 
-def test_model_outputs_accepts_tensors_pairs_and_objects():
+def test_split_outputs_accepts_tensors_pairs_and_objects():
     logits, aux = tf.ones([1, 3]), tf.zeros([1, 3])
     Heads = collections.namedtuple('Heads', ['logits', 'aux_logits'])
-    assert losses.model_outputs(logits) == (logits, None)
-    assert losses.model_outputs((logits, aux)) == (logits, aux)
-    assert losses.model_outputs(Heads(logits, None)) == (logits, None)
+    assert split_outputs(logits) == (logits, None)
+    assert split_outputs((logits, aux)) == (logits, aux)
+    assert split_outputs(Heads(logits, None)) == (logits, None)
 
 
 def test_normalize_and_box():

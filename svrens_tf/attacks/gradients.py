@@ -8,6 +8,7 @@ call site traces each surrogate once, whatever the number of inner steps.
 import tensorflow as tf
 
 from svrens_tf.attacks import losses, randomness, transforms
+from svrens_tf.outputs import split_outputs
 
 
 class GradientOracle:
@@ -38,7 +39,7 @@ class GradientOracle:
         if cfg.di_prob > 0:
             x = transforms.diverse_input(x, randomness.derive(key, 1 + k), cfg.di_prob,
                                          self.pad_size, cfg.di_per_image)
-        return losses.model_outputs(self.surrogates[k](x))
+        return split_outputs(self.surrogates[k](x))
 
     def _aggregate(self, grad):
         """The authors' Admix script averages the SI scales instead of summing them."""

@@ -1,4 +1,4 @@
-"""Surrogate outputs and the attack losses: single-model J_k and the ensemble fusions (Eq. 1-3).
+"""The attack losses: single-model J_k and the ensemble fusions (Eq. 1-3).
 
 Every loss is a batch mean of cross-entropies (as `tf.losses.softmax_cross_entropy` in the
 authors' code) plus `aux_weight` times the same loss on the aux logits of the models that have
@@ -7,16 +7,6 @@ them.  Targeted attacks negate the loss, so the attack loop always ascends.
 import math
 
 import tensorflow as tf
-
-
-def model_outputs(output):
-    """(logits, aux_logits or None) from a logits tensor, a pair, or an object with .logits."""
-    if hasattr(output, 'logits'):
-        return output.logits, getattr(output, 'aux_logits', None)
-    if isinstance(output, (tuple, list)):
-        logits, aux = output
-        return logits, aux
-    return output, None
 
 
 def cross_entropy(logits, labels):

@@ -8,6 +8,8 @@ models (loaded with `svrens_tf.models.load`) or any TF-traceable callable on flo
 import numpy as np
 import tensorflow as tf
 
+from svrens_tf.outputs import split_outputs
+
 IMAGE_SHAPE = (299, 299, 3)
 
 
@@ -30,15 +32,6 @@ def resize_uint8(images, size, method='bilinear', antialias=False):
     y = tf.image.resize(tf.convert_to_tensor(images, tf.float32), [size, size], method,
                         antialias=antialias)
     return tf.cast(tf.round(tf.clip_by_value(y, 0.0, 255.0)), tf.uint8).numpy()
-
-
-def split_outputs(outputs):
-    """(logits, aux_logits or None) from any of the accepted classifier outputs."""
-    if hasattr(outputs, 'logits'):
-        return outputs.logits, getattr(outputs, 'aux_logits', None)
-    if isinstance(outputs, (tuple, list)):
-        return outputs[0], outputs[1]
-    return outputs, None
 
 
 def class_scores(scores):

@@ -13,6 +13,7 @@ import scipy.stats
 import tensorflow as tf
 
 from svrens_tf.defenses import base
+from svrens_tf.outputs import split_outputs
 
 ABSTAIN = 0
 NUM_LABELS = 1000
@@ -39,7 +40,7 @@ class RandomizedSmoothing(base.Defense):
         """Labels (1..1000) of `copies` noisy copies of one [299,299,3] image in [0,1]."""
         batch = tf.repeat(image_unit[None], copies, axis=0)
         noisy = batch + self.sigma * self.generator.normal(tf.shape(batch))
-        logits, _ = base.split_outputs(self.model(base.to_signed(noisy)))
+        logits, _ = split_outputs(self.model(base.to_signed(noisy)))
         return tf.argmax(base.class_scores(logits), axis=-1, output_type=tf.int32) + 1
 
     def counts(self, images):
