@@ -7,6 +7,7 @@ Each classifier is loaded once and sees the clean images and every folder in one
 are done, writes evaluation.json, evaluation.csv, evaluation.md, predictions.csv and
 eval_run.json (flags, versions, timings) into --output_dir, each atomically.
 """
+import ast
 import shlex
 import sys
 import time
@@ -30,6 +31,9 @@ flags.DEFINE_boolean('resize', False, 'Resize clean images that are not 299x299,
 flags.DEFINE_list('models', CLASSIFIERS, 'Zoo models to evaluate on.')
 flags.DEFINE_list('defenses', [], 'In-process defenses (svrens_tf.defenses.NAMES) to evaluate '
                   'on.')
+flags.DEFINE_multi_string('defense_option', [], 'DEFENSE.OPTION=VALUE for one of --defenses, '
+                          'e.g. jpeg.quality=75 (repeatable; svrens_tf.defenses.options(name) '
+                          'lists each defense\'s options and defaults).')
 flags.DEFINE_multi_string('external_defense', [], 'NAME=COMMAND of a NIPS17 defense program, run '
                           'as COMMAND INPUT_DIR OUTPUT_CSV (repeatable).')
 flags.DEFINE_integer('external_timeout_s', 7200, 'Time limit of one external defense run.')
@@ -56,6 +60,27 @@ def parse_external(specs):
     return external
 
 
+def parse_defense_options(specs, names):
+    """{defense: {option: value}} from DEFENSE.OPTION=VALUE strings (values as Python literals,
+    else strings), checked against each defense's options."""
+    from svrens_tf import defenses
+    parsed = {name: {} for name in names}
+    for spec in specs:
+        key, sep, text = spec.partition('=')
+        name, dot, option = key.partition('.')
+        if not sep or not dot or name not in parsed:
+            raise app.UsageError(f'--defense_option {spec!r}: expected DEFENSE.OPTION=VALUE '
+                                 f'for one of --defenses ({", ".join(names) or "none given"})')
+        if option not in defenses.options(name):
+            raise app.UsageError(f'--defense_option {spec!r}: {name} has no option {option!r}; '
+                                 f'it takes {", ".join(defenses.options(name)) or "none"}')
+        try:
+            parsed[name][option] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed[name][option] = text
+    return parsed
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -68,19 +93,21 @@ def main(argv):
     if unknown:
         raise app.UsageError(f'unknown defenses {", ".join(unknown)}; known: '
                              f'{", ".join(defenses.NAMES)}')
+    options = parse_defense_options(FLAGS.defense_option, FLAGS.defenses)
     try:
-        evaluate_folders(external)
+        evaluate_folders(external, options)
     except (data.DataError, defenses.external.DefenseError, CheckpointError) as err:
         sys.exit(f'svrens-evaluate: {err}')
 
 
-def evaluate_folders(external):
+def evaluate_folders(external, defense_options):
     from svrens_tf import defenses
     started = time.time()
     dataset = data.load_dataset(FLAGS.clean_dir, FLAGS.labels, FLAGS.resize)
     folders = [data.load_dataset(d, dataset.labels_csv).image_dir for d in FLAGS.input_dir]
     output_dir = data.check_output_dir(FLAGS.output_dir, FLAGS.clean_dir, dataset)
-    settings = {'clean_dir': str(dataset.image_dir), 'folders': [str(f) for f in folders]}
+    settings = {'clean_dir': str(dataset.image_dir), 'folders': [str(f) for f in folders],
+                'defense_options': defense_options}
     seconds = {}
 
     loaded = {}
@@ -93,7 +120,8 @@ def evaluate_folders(external):
     classifiers = [(name, lambda n=name: evaluate.model_classifier(
         load_once(n, FLAGS.checkpoint_dir))) for name in FLAGS.models]
     classifiers += [(name, lambda n=name: evaluate.defense_classifier(defenses.build(
-        n, FLAGS.checkpoint_dir, FLAGS.seed, load_model=load_once))) for name in FLAGS.defenses]
+        n, FLAGS.checkpoint_dir, FLAGS.seed, load_model=load_once, **defense_options[n])))
+        for name in FLAGS.defenses]
     all_folders = [dataset.image_dir] + folders
     predictions = {}
     for name, make in classifiers:
