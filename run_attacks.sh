@@ -4,7 +4,8 @@
 #   ./run_attacks.sh [--tables 1,2,3] [--figures 1,2,3,4] [--attacks i_fgsm,mi_fgsm,...]
 #                    [--ensembles ens,svre] [--seeds N] [--dataset_dir DIR]
 #                    [--checkpoint_dir DIR] [--results_dir DIR]
-#                    [--defenses bit_red,jpeg,...] [--external_defense NAME=COMMAND]...
+#                    [--defenses bit_red,jpeg,...] [--defense_option jpeg.quality=75]...
+#                    [--external_defense NAME=COMMAND]...
 #                    [--ablation_attack mi_fgsm] [--eval_batch_size 10] [-- svrens-attack flags]
 #
 # With neither --tables nor --figures, everything runs. Seeds are 1000 (the authors'), 1001, ...;
@@ -25,7 +26,7 @@ ADV_TRAINED=(ens3_adv_inc_v3 ens4_adv_inc_v3 ens_adv_incres_v2)
 TABLES="" FIGURES="" SEEDS=1 ATTACKS="i_fgsm,mi_fgsm,tim,ti_dim,si_ti_dim" ENSEMBLES="ens,svre"
 DATASET_DIR="$REPO/data/nips17" CHECKPOINT_DIR="${SVRENS_CHECKPOINT_DIR:-$REPO/checkpoints}"
 RESULTS_DIR="$REPO/results" DEFENSES="" ABLATION_ATTACK="mi_fgsm" EVAL_BATCH_SIZE=10
-EXTERNAL=() ATTACK_FLAGS=()
+DEFENSE_FLAGS=() ATTACK_FLAGS=()
 
 usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 while [[ $# -gt 0 ]]; do
@@ -39,7 +40,8 @@ while [[ $# -gt 0 ]]; do
         --checkpoint_dir) CHECKPOINT_DIR="$2"; shift 2 ;;
         --results_dir) RESULTS_DIR="$2"; shift 2 ;;
         --defenses) DEFENSES="$2"; shift 2 ;;
-        --external_defense) EXTERNAL+=("--external_defense=$2"); shift 2 ;;
+        --defense_option) DEFENSE_FLAGS+=("--defense_option=$2"); shift 2 ;;
+        --external_defense) DEFENSE_FLAGS+=("--external_defense=$2"); shift 2 ;;
         --ablation_attack) ABLATION_ATTACK="$2"; shift 2 ;;
         --eval_batch_size) EVAL_BATCH_SIZE="$2"; shift 2 ;;
         --) shift; ATTACK_FLAGS=("$@"); break ;;
@@ -139,7 +141,7 @@ for ((k = 0; k < SEEDS; k++)); do
         if wants "$TABLES" 3; then
             defenses="${DEFENSES:-$("$PYTHON" -c 'from svrens_tf import defenses; print(",".join(defenses.NAMES))')}"
             evaluate "$RESULTS_DIR/table3/seed$seed" "$(join "${folders[@]}")" --models "" \
-                --defenses "$defenses" --seed "$seed" "${EXTERNAL[@]}"
+                --defenses "$defenses" --seed "$seed" "${DEFENSE_FLAGS[@]}"
         fi
     fi
     for figure in 2 3 4; do
