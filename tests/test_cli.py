@@ -336,12 +336,3 @@ def test_missing_checkpoint_one_error_nothing_written(nips, tmp_path):
     assert 'Traceback' not in result.stderr
     assert not output.exists()
 
-
-def test_defense_options_parsed_and_checked():
-    from absl import app
-    from svrens_tf.cli import evaluate as cli
-    parsed = cli.parse_defense_options(['jpeg.quality=75', 'rp.flip=False'], ['jpeg', 'rp'])
-    assert parsed == {'jpeg': {'quality': 75}, 'rp': {'flip': False}}
-    for bad in (['jpeg.qualty=75'], ['fd.size=304'], ['jpeg=75']):
-        with pytest.raises(app.UsageError, match='--defense_option'):
-            cli.parse_defense_options(bad, ['jpeg', 'rp'])

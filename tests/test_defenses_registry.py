@@ -93,3 +93,13 @@ def test_nips_r3_transforms_follow_the_seed(rng):
     np.testing.assert_array_equal(first[2], other[2])
     signed = image / 255.0 * 2 - 1
     assert set(np.unique(first[0])) <= set(np.unique(signed)) | {0.0}
+
+
+def test_parse_options_reads_literals_and_rejects_unknown():
+    specs = ['jpeg.quality=75', 'rp.flip=False', 'jpeg.dct_method=INTEGER_ACCURATE']
+    parsed = defenses.parse_options(specs, ['jpeg', 'rp'])
+    assert parsed == {'jpeg': {'quality': 75, 'dct_method': 'INTEGER_ACCURATE'},
+                      'rp': {'flip': False}}
+    for bad in ('jpeg.qualty=75', 'fd.size=304', 'jpeg=75'):
+        with pytest.raises(ValueError, match='DEFENSE.OPTION=VALUE|has no option'):
+            defenses.parse_options([bad], ['jpeg', 'rp'])

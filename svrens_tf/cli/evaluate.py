@@ -7,7 +7,6 @@ Each classifier is loaded once and sees the clean images and every folder in one
 are done, writes evaluation.json, evaluation.csv, evaluation.md, predictions.csv and
 eval_run.json (flags, versions, timings) into --output_dir, each atomically.
 """
-import ast
 import shlex
 import sys
 import time
@@ -60,27 +59,6 @@ def parse_external(specs):
     return external
 
 
-def parse_defense_options(specs, names):
-    """{defense: {option: value}} from DEFENSE.OPTION=VALUE strings (values as Python literals,
-    else strings), checked against each defense's options."""
-    from svrens_tf import defenses
-    parsed = {name: {} for name in names}
-    for spec in specs:
-        key, sep, text = spec.partition('=')
-        name, dot, option = key.partition('.')
-        if not sep or not dot or name not in parsed:
-            raise app.UsageError(f'--defense_option {spec!r}: expected DEFENSE.OPTION=VALUE '
-                                 f'for one of --defenses ({", ".join(names) or "none given"})')
-        if option not in defenses.options(name):
-            raise app.UsageError(f'--defense_option {spec!r}: {name} has no option {option!r}; '
-                                 f'it takes {", ".join(defenses.options(name)) or "none"}')
-        try:
-            parsed[name][option] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            parsed[name][option] = text
-    return parsed
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -93,7 +71,10 @@ def main(argv):
     if unknown:
         raise app.UsageError(f'unknown defenses {", ".join(unknown)}; known: '
                              f'{", ".join(defenses.NAMES)}')
-    options = parse_defense_options(FLAGS.defense_option, FLAGS.defenses)
+    try:
+        options = defenses.parse_options(FLAGS.defense_option, FLAGS.defenses)
+    except ValueError as err:
+        raise app.UsageError(f'--defense_option: {err}')
     try:
         evaluate_folders(external, options)
     except (data.DataError, defenses.external.DefenseError, CheckpointError) as err:

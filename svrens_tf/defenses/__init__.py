@@ -10,6 +10,7 @@ options name the alternatives. Every defense takes `load_model(zoo_name, checkpo
 (default `svrens_tf.models.load`) and single-classifier ones a `classifier` (zoo name or
 callable). HGD, NRP and other programs plug in through `defenses.external`.
 """
+import ast
 import inspect
 
 from svrens_tf.defenses import bit_red, comdefend, external, fd, jpeg, nips_r3, rp, rs
@@ -32,6 +33,26 @@ def options(name):
         raise ValueError(f'unknown defense {name!r}; choose from {", ".join(NAMES)}')
     return {p.name: p.default for p in inspect.signature(REGISTRY[name]).parameters.values()
             if p.name not in ('checkpoint_dir', 'seed')}
+
+
+def parse_options(specs, names):
+    """{defense: {option: value}} for `names` from 'DEFENSE.OPTION=VALUE' strings (values read
+    as Python literals, else kept as strings), each checked against the defense's options."""
+    parsed = {name: {} for name in names}
+    for spec in specs:
+        key, sep, text = spec.partition('=')
+        name, dot, option = key.partition('.')
+        if not sep or not dot or name not in parsed:
+            raise ValueError(f'{spec!r}: expected DEFENSE.OPTION=VALUE for one of the chosen '
+                             f'defenses ({", ".join(names) or "none"})')
+        if option not in options(name):
+            raise ValueError(f'{spec!r}: {name} has no option {option!r}; it takes '
+                             f'{", ".join(options(name)) or "none"}')
+        try:
+            parsed[name][option] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed[name][option] = text
+    return parsed
 
 
 def build(name, checkpoint_dir=None, seed=0, **kwargs):
