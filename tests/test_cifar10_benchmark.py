@@ -1,12 +1,15 @@
 """CIFAR-10 proxy benchmark: data pipeline, trained zoo, and the transfer command's quick mode."""
+import io
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import tarfile
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from benchmarks.cifar10 import data, models, transfer
 
@@ -69,12 +72,16 @@ def test_committed_weights_reach_their_recorded_accuracy(test_split):
         assert accuracy > recorded - 0.05, (name, accuracy, recorded)
 
 
-def test_quick_mode_runs_both_tables_and_attacks_succeed_white_box(shared_dir, tmp_path):
+def run_quick(output_dir, *flags, check=True):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-    subprocess.run([sys.executable, '-m', 'benchmarks.cifar10.transfer', '--quick',
-                    f'--output_dir={tmp_path}'], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
-    result = json.loads((tmp_path / 'transfer.json').read_text())
+    done = subprocess.run([sys.executable, '-m', 'benchmarks.cifar10.transfer', '--quick',
+                           f'--output_dir={output_dir}', *flags], cwd=ROOT, env=env,
+                          check=check, capture_output=True, text=True)
+    return done if not check else json.loads((output_dir / 'transfer.json').read_text())
+
+
+def test_quick_mode_runs_both_tables_and_attacks_succeed_white_box(shared_dir, tmp_path):
+    result = run_quick(tmp_path)
     records = result['records']
     assert len(records) == 3 * 2 * 2   # (2 hold-outs + ensemble) x 2 presets x {ens, svre}
     by_key = {(r['experiment'], r['preset'], r['ensemble']): r for r in records}
@@ -90,3 +97,44 @@ def test_quick_mode_runs_both_tables_and_attacks_succeed_white_box(shared_dir, t
     assert result['gradient_passes'] == sum(r['gradient_passes'] for r in records)
     table = (tmp_path / 'transfer.md').read_text()
     assert '| ens-mi_fgsm |' in table and '| svre-ti_dim |' in table and 'vgg*' in table
+
+    # A second run into the same folder with the same settings attacks nothing new: it keeps
+    # the records (a stopped run resumes; presets run one at a time add up).
+    again = run_quick(tmp_path, '--presets=mi_fgsm')
+    assert again['records'] == records
+    assert (tmp_path / 'transfer.md').read_text().split('## Zoo')[1] == table.split('## Zoo')[1]
+    # Results made with other settings are never overwritten.
+    refused = run_quick(tmp_path, '--num_iter=2', check=False)
+    assert refused.returncode != 0 and 'num_iter' in refused.stderr
+    assert json.loads((tmp_path / 'transfer.json').read_text())['records'] == records
+
+
+def write_jpeg_tarball(path, per_class, rng):
+    """A tiny CIFAR-10 JPEG tarball (`<split>/<class>/NNNN.jpg`) of random images."""
+    with tarfile.open(path, 'w:gz') as tar:
+        for split in ('train', 'test'):
+            for name in data.CLASSES:
+                for i in range(per_class):
+                    buffer = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                        buffer, format='JPEG')
+                    member = tarfile.TarInfo(f'{split}/{name}/{i:04d}.jpg')
+                    member.size = buffer.tell()
+                    buffer.seek(0)
+                    tar.addfile(member, buffer)
+
+
+def test_train_writes_weights_that_reproduce_the_recorded_accuracy(tmp_path):
+    source = tmp_path / 'tiny-jpeg.tar.gz'
+    write_jpeg_tarball(source, per_class=8, rng=np.random.default_rng(0))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    out = subprocess.run([sys.executable, '-m', 'benchmarks.cifar10.train', f'--source={source}',
+                          f'--weights_dir={tmp_path}', '--models=vgg', '--epochs=2',
+                          '--batch_size=16'], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert 'vgg epoch 2/2' in out
+    record = json.loads((tmp_path / 'vgg.json').read_text())
+    assert record['epochs'] == 2 and record['train_images_per_epoch'] == 80
+    x, y = data.load(source, splits=('test',))['test']
+    model = models.load('vgg', tmp_path)
+    assert np.mean(transfer.predict(model, data.to_model_range(x)) == y) == record['test_accuracy']

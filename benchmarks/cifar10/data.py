@@ -1,6 +1,6 @@
 """CIFAR-10 as uint8 arrays, from the shared JPEG tarball or the standard python download.
 
-Numpy only (no TensorFlow), so the training script also runs under the JAX backend.
+Numpy and PIL only: decoding and augmentation do not depend on TensorFlow.
 """
 import io
 import pathlib

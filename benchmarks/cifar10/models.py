@@ -1,9 +1,9 @@
 """Five small, architecturally diverse CIFAR-10 classifiers in backend-agnostic Keras 3.
 
 Each takes float32 [B,32,32,3] in [-1,1] and returns 10 logits. Every layer has an explicit
-name, so a `.weights.h5` written under one backend (JAX, for training on a GPU) loads under
-another (TensorFlow, for the attacks). Sizes are kept small (tens of millions of multiply-adds per image)
-so the transfer benchmark runs on a CPU.
+name, so saved weights load by name. Sizes are kept small (a few to tens of millions of
+multiply-adds per image, full resolution only in the stem) so the zoo trains and the transfer
+benchmark runs on a CPU.
 """
 import keras
 from keras import layers
@@ -24,6 +24,13 @@ def _bn_relu(x, name):
     return layers.ReLU(name=f'{name}_relu')(x)
 
 
+def _stem(inputs, filters):
+    """One conv-BN-ReLU at full resolution, then 2x2 max pooling: the rest runs at 16x16 and
+    below, which keeps training on a CPU fast (full-resolution layers are memory-bound)."""
+    x = _conv_bn_relu(inputs, filters, 'stem')
+    return layers.MaxPooling2D(name='stem_pool')(x)
+
+
 def _head(x):
     x = layers.GlobalAveragePooling2D(name='pool')(x)
     logits = layers.Dense(NUM_CLASSES, name='logits')(x)
@@ -33,13 +40,12 @@ def _head(x):
 def vgg(name='vgg'):
     """Plain conv-BN-ReLU stacks with max pooling (VGG-like)."""
     inputs = keras.Input(INPUT_SHAPE, name='image')
-    x = _conv_bn_relu(inputs, 16, 'b1c1')
-    x = layers.MaxPooling2D(name='b1_pool')(x)
-    for stage, filters in ((2, 32), (3, 64)):
+    x = _stem(inputs, 24)
+    for stage, filters in ((2, 48), (3, 96)):
         x = _conv_bn_relu(x, filters, f'b{stage}c1')
         x = _conv_bn_relu(x, filters, f'b{stage}c2')
         x = layers.MaxPooling2D(name=f'b{stage}_pool')(x)
-    x = _conv_bn_relu(x, 128, 'b4c1')
+    x = _conv_bn_relu(x, 192, 'b4c1')
     return keras.Model(inputs, _head(x), name=name)
 
 
@@ -58,13 +64,12 @@ def _preact_block(x, filters, strides, name):
 
 
 def preact_resnet(name='preact_resnet'):
-    """Pre-activation ResNet (ResNet-v2 style, like the paper's Res-101) with four stages."""
+    """Pre-activation ResNet (ResNet-v2 style, like the paper's Res-101) with three stages."""
     inputs = keras.Input(INPUT_SHAPE, name='image')
-    x = layers.Conv2D(16, 3, padding='same', use_bias=False, name='stem_conv')(inputs)
-    x = _preact_block(x, 16, 1, 'stage1')
-    x = _preact_block(x, 32, 2, 'stage2')
-    x = _preact_block(x, 64, 2, 'stage3')
-    x = _preact_block(x, 128, 2, 'stage4')
+    x = _stem(inputs, 32)
+    x = _preact_block(x, 32, 1, 'stage1')
+    x = _preact_block(x, 64, 2, 'stage2')
+    x = _preact_block(x, 128, 2, 'stage3')
     x = _bn_relu(x, 'final')
     return keras.Model(inputs, _head(x), name=name)
 
@@ -91,14 +96,12 @@ def _inception_reduction(x, filters, name):
 def inception(name='inception'):
     """Inception-like multi-branch network (like the paper's Inc-v3/v4 surrogates)."""
     inputs = keras.Input(INPUT_SHAPE, name='image')
-    x = _conv_bn_relu(inputs, 16, 'stem')
-    x = _inception_reduction(x, 24, 'red1')
-    x = _inception_module(x, (16, 24, 12, 12), 'mix1')
-    x = _inception_module(x, (24, 32, 16, 16), 'mix2')
-    x = _inception_reduction(x, 48, 'red2')
-    x = _inception_module(x, (32, 48, 24, 24), 'mix3')
-    x = _inception_reduction(x, 64, 'red3')
-    x = _inception_module(x, (48, 64, 32, 32), 'mix4')
+    x = _stem(inputs, 32)
+    x = _inception_module(x, (16, 32, 16, 16), 'mix1')
+    x = _inception_reduction(x, 48, 'red1')
+    x = _inception_module(x, (32, 64, 32, 32), 'mix2')
+    x = _inception_reduction(x, 96, 'red2')
+    x = _inception_module(x, (64, 96, 48, 48), 'mix3')
     return keras.Model(inputs, _head(x), name=name)
 
 
@@ -112,19 +115,17 @@ def _separable(x, filters, strides, name):
 def separable(name='separable'):
     """Depthwise-separable convolutions throughout (MobileNet-like)."""
     inputs = keras.Input(INPUT_SHAPE, name='image')
-    x = _conv_bn_relu(inputs, 24, 'stem')
-    for i, (filters, strides) in enumerate(((48, 2), (96, 1), (96, 2), (192, 1), (192, 2),
+    x = _stem(inputs, 32)
+    for i, (filters, strides) in enumerate(((96, 1), (96, 1), (192, 2), (192, 1), (384, 2),
                                             (384, 1))):
         x = _separable(x, filters, strides, f'sep{i + 1}')
     return keras.Model(inputs, _head(x), name=name)
 
 
 def _dense_block(x, layers_count, growth, name):
-    """Each layer sees the concatenation of all earlier feature maps (BN-ReLU-1x1-BN-ReLU-3x3)."""
+    """Each layer (BN-ReLU-3x3 conv) sees the concatenation of all earlier feature maps."""
     for i in range(layers_count):
-        y = _bn_relu(x, f'{name}_l{i}_a')
-        y = layers.Conv2D(4 * growth, 1, use_bias=False, name=f'{name}_l{i}_bottleneck')(y)
-        y = _bn_relu(y, f'{name}_l{i}_b')
+        y = _bn_relu(x, f'{name}_l{i}')
         y = layers.Conv2D(growth, 3, padding='same', use_bias=False, name=f'{name}_l{i}_conv')(y)
         x = layers.Concatenate(name=f'{name}_l{i}_concat')([x, y])
     return x
@@ -137,15 +138,14 @@ def _transition(x, name):
 
 
 def densenet(name='densenet'):
-    """DenseNet-BC-like: dense blocks joined by compressing transitions."""
+    """DenseNet-like: dense blocks with growing width, joined by compressing transitions."""
     inputs = keras.Input(INPUT_SHAPE, name='image')
-    x = layers.Conv2D(24, 3, padding='same', use_bias=False, name='stem_conv')(inputs)
-    x = _transition(x, 'trans0')
-    x = _dense_block(x, 4, 12, 'block1')
+    x = _stem(inputs, 32)
+    x = _dense_block(x, 4, 16, 'block1')
     x = _transition(x, 'trans1')
-    x = _dense_block(x, 4, 12, 'block2')
+    x = _dense_block(x, 4, 24, 'block2')
     x = _transition(x, 'trans2')
-    x = _dense_block(x, 4, 12, 'block3')
+    x = _dense_block(x, 4, 32, 'block3')
     x = _bn_relu(x, 'final')
     return keras.Model(inputs, _head(x), name=name)
 
