@@ -19,8 +19,12 @@ import tensorflow as tf
 
 from benchmarks.cifar10 import data, models
 from svrens_tf import attacks
+from svrens_tf import data as data_io
+from svrens_tf.attacks.config import ENSEMBLES
 
 HERE = pathlib.Path(__file__).resolve().parent
+SETTING_FLAGS = ('pool', 'outside', 'num_images', 'batch_size', 'max_epsilon', 'num_iter',
+                 'm_svrg', 'ti_kernel_size')
 QUICK = dict(num_images=10, pool=['separable', 'vgg'], outside=[], presets=['mi_fgsm', 'ti_dim'])
 
 FLAGS = flags.FLAGS
@@ -80,35 +84,52 @@ def attack_config(preset, ensemble, seed, num_surrogates):
         seed=seed)
 
 
-def run(zoo, x, y, plan, settings):
-    """Attack every (experiment, preset, ensemble, seed); returns the list of result records."""
+def run(zoo, x, y, plan, settings, records, save):
+    """Attack every (experiment, preset, ensemble, seed) not already in `records`, appending
+    one record each and calling `save(records)` after each; returns `records`."""
+    done = {(r['experiment'], r['preset'], r['ensemble'], r['seed']) for r in records}
+    todo = [(row, setting) for row in plan for setting in settings
+            if (row[0], *setting) not in done]
     batches = -(-len(x) // FLAGS.batch_size)
-    progress = tf.keras.utils.Progbar(len(plan) * len(settings) * batches,
-                                      stateful_metrics=['attack'])
+    progress = tf.keras.utils.Progbar(len(todo) * batches, stateful_metrics=['cell'])
     surrogate_fns = {name: (lambda images, m=model: m(images, training=False))
                      for name, model in zoo.items()}
-    records = []
-    for label, surrogate_names, targets in plan:
+    for cell, ((label, surrogate_names, targets), (preset, ensemble, seed)) in enumerate(todo):
         surrogates = [surrogate_fns[n] for n in surrogate_names]
-        for preset, ensemble, seed in settings:
-            cfg = attack_config(preset, ensemble, seed, len(surrogates))
-            fooled = {t: 0 for t in targets}
-            passes = 0
-            start = time.time()
-            for i in range(0, len(x), FLAGS.batch_size):
-                result = attacks.attack(surrogates, x[i:i + FLAGS.batch_size],
-                                        y[i:i + FLAGS.batch_size], cfg)
-                x_adv = result.x_adv.numpy()
-                passes += result.gradient_passes
-                for t in targets:
-                    fooled[t] += int(np.sum(predict(zoo[t], x_adv) != y[i:i + FLAGS.batch_size]))
-                progress.add(1, [('attack', len(records) + 1)])
-            records.append(dict(
-                experiment=label, surrogates=surrogate_names, preset=preset, ensemble=ensemble,
-                seed=seed, m_svrg=cfg.inner_steps, ti_kernel_size=cfg.ti_kernel_size,
-                success={t: 100.0 * n / len(x) for t, n in fooled.items()},
-                gradient_passes=passes, seconds=round(time.time() - start, 1)))
+        cfg = attack_config(preset, ensemble, seed, len(surrogates))
+        fooled = {t: 0 for t in targets}
+        passes = 0
+        start = time.time()
+        for i in range(0, len(x), FLAGS.batch_size):
+            result = attacks.attack(surrogates, x[i:i + FLAGS.batch_size],
+                                    y[i:i + FLAGS.batch_size], cfg)
+            x_adv = result.x_adv.numpy()
+            passes += result.gradient_passes
+            for t in targets:
+                fooled[t] += int(np.sum(predict(zoo[t], x_adv) != y[i:i + FLAGS.batch_size]))
+            progress.add(1, [('cell', cell + 1)])
+        records.append(dict(
+            experiment=label, surrogates=surrogate_names, preset=preset, ensemble=ensemble,
+            seed=seed, m_svrg=cfg.inner_steps, ti_kernel_size=cfg.ti_kernel_size,
+            success={t: 100.0 * n / len(x) for t, n in fooled.items()},
+            gradient_passes=passes, seconds=round(time.time() - start, 1)))
+        save(records)
     return records
+
+
+def earlier_records(path, settings, accuracies):
+    """The records of an earlier run into the same folder, so a stopped run resumes and presets
+    run one at a time add up; refuses a file made with other settings or weights."""
+    if not path.is_file():
+        return []
+    earlier = json.loads(path.read_text())
+    differ = sorted(k for k in settings if earlier.get('settings', {}).get(k) != settings[k])
+    if earlier.get('test_accuracy') != accuracies:
+        differ.append('weights (test accuracies)')
+    if differ:
+        raise app.UsageError(f'{path} holds results made with other {", ".join(differ)}; '
+                             f'choose another --output_dir or move that file away')
+    return earlier['records']
 
 
 def _cell(values):
@@ -121,7 +142,7 @@ def _cell(values):
 def markdown(records, plan, accuracies, summary):
     """The two tables (rows preset x ensemble, cells mean ± std over seeds) and the zoo."""
     keys = sorted({(r['preset'], r['ensemble']) for r in records},
-                  key=lambda k: (FLAGS.presets.index(k[0]), FLAGS.ensembles.index(k[1])))
+                  key=lambda k: (list(attacks.PRESETS).index(k[0]), ENSEMBLES.index(k[1])))
 
     def table(columns):
         head = '| attack | ' + ' | '.join(title for title, _, _ in columns) + ' |'
@@ -163,26 +184,33 @@ def main(argv):
     zoo = {name: models.load(name, FLAGS.weights_dir) for name in names}
     x, y, accuracies = clean_correct_images(zoo, FLAGS.source, FLAGS.cache_dir, FLAGS.num_images)
     plan = experiments(FLAGS.pool, FLAGS.outside)
-    settings = [(p, e, 1000 + s) for p in FLAGS.presets for e in FLAGS.ensembles
-                for s in range(FLAGS.seeds)]
-    records = run(zoo, x, y, plan, settings)
-    wall = time.time() - start
-    passes = sum(r['gradient_passes'] for r in records)
-    summary = (f'{len(x)} test images (correct for every model), eps {FLAGS.max_epsilon:g}/255, '
-               f'T {FLAGS.num_iter}, M {"4K" if FLAGS.m_svrg is None else FLAGS.m_svrg}, TI kernel {FLAGS.ti_kernel_size}, '
-               f'{FLAGS.seeds} seed(s) (mean ± std when more than one); success rate in %. '
-               f'Wall time {wall:.0f} s for the whole run; {passes} single-model gradient passes '
-               f'over batches of up to {FLAGS.batch_size} images.')
+    settings = {name: getattr(FLAGS, name) for name in SETTING_FLAGS}
     out = pathlib.Path(FLAGS.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / 'transfer.json').write_text(json.dumps(dict(
-        flags={k: getattr(FLAGS, k) for k in ('pool', 'outside', 'presets', 'ensembles', 'seeds',
-                                             'num_images', 'batch_size', 'max_epsilon',
-                                             'num_iter', 'm_svrg', 'ti_kernel_size')},
-        test_accuracy=accuracies, wall_seconds=round(wall, 1), gradient_passes=passes,
-        records=records), indent=1) + '\n')
+    json_path = out / 'transfer.json'
+
+    def save(records):
+        data_io.write_atomic(json_path, json.dumps(dict(
+            settings=settings, test_accuracy=accuracies,
+            attack_seconds=round(sum(r['seconds'] for r in records), 1),
+            gradient_passes=sum(r['gradient_passes'] for r in records),
+            records=records), indent=1) + '\n')
+
+    records = earlier_records(json_path, settings, accuracies)
+    wanted = [(p, e, 1000 + s) for p in FLAGS.presets for e in FLAGS.ensembles
+              for s in range(FLAGS.seeds)]
+    records = run(zoo, x, y, plan, wanted, records, save)
+    seeds = len({r['seed'] for r in records})
+    summary = (f'{len(x)} test images (correct for every model), eps {FLAGS.max_epsilon:g}/255, '
+               f'T {FLAGS.num_iter}, M {"4K" if FLAGS.m_svrg is None else FLAGS.m_svrg}, '
+               f'TI kernel {FLAGS.ti_kernel_size}, {seeds} seed(s) (mean ± std when more than '
+               f'one); success rate in %. Attack time {sum(r["seconds"] for r in records):.0f} s '
+               f'summed over all cells ({len(records)}), '
+               f'{sum(r["gradient_passes"] for r in records)} single-model gradient passes over '
+               f'batches of up to {FLAGS.batch_size} images; this invocation took '
+               f'{time.time() - start:.0f} s.')
     table = markdown(records, plan, accuracies, summary)
-    (out / 'transfer.md').write_text(table)
+    data_io.write_atomic(out / 'transfer.md', table)
     print('\n' + table)
 
 
