@@ -123,6 +123,21 @@ def test_truncated_v2_data_file_is_reported_not_loaded(tiny, write_v2, tmp_path)
         models.load('tiny', prefix)
 
 
+@pytest.mark.parametrize('fmt,bad', [('v2', np.nan), ('v1', np.inf), ('v2', -np.inf)])
+def test_nan_or_inf_weight_is_refused_naming_file_and_variable(tiny, write_v2, tmp_path,
+                                                                fmt, bad):
+    arrays = tiny_arrays()
+    arrays['Tiny/Logits/biases'][17] = bad
+    if fmt == 'v2':
+        path = write_v2(arrays, tmp_path / 'model.ckpt')
+    else:
+        path = write_v1(arrays, tmp_path / 'model.ckpt')
+    with pytest.raises(CheckpointError, match=rf'{tmp_path}/model\.ckpt: variable '
+                                              r'Tiny/Logits/biases holds 1 NaN/inf value\(s\) '
+                                              r'of 1001'):
+        models.load('tiny', path)
+
+
 def test_missing_variable_is_named_and_unused_ones_listed(tiny, write_v2, tmp_path):
     arrays = tiny_arrays(scope='Renamed')
     arrays['Renamed/Logits/bias'] = arrays.pop('Renamed/Logits/biases')

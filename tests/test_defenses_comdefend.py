@@ -87,6 +87,17 @@ def test_npz_conversion_round_trips(released, weights, tmp_path):
         comdefend.read_weights(released / comdefend.ENCODER_FILE)
 
 
+@pytest.mark.parametrize('bad', [np.nan, np.inf])
+def test_non_finite_weights_are_refused_naming_file_and_array(weights, tmp_path, bad):
+    arrays = {f'encoder/{i}': a for i, a in enumerate(weights[0])}
+    arrays.update({f'decoder/{i}': a.copy() for i, a in enumerate(weights[1])})
+    arrays['decoder/5'][0] = bad
+    np.savez(tmp_path / comdefend.NPZ_FILE, **arrays)
+    with pytest.raises(ValueError, match=rf'{tmp_path / comdefend.NPZ_FILE}: variable '
+                                         r'decoder/5 holds 1 NaN/inf'):
+        comdefend.read_weights(tmp_path)
+
+
 def test_a_tampered_weight_file_is_refused(released, tmp_path):
     for name in (comdefend.ENCODER_FILE, comdefend.DECODER_FILE):
         shutil.copy(released / name, tmp_path / name)

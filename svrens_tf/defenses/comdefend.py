@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from svrens_tf.defenses import base
+from svrens_tf.models.checkpoint import check_finite
 
 ENCODER_FILE = 'enc20_0.0001.npy'
 DECODER_FILE = 'dec20_0.0001.npy'
@@ -79,11 +80,15 @@ def _expected_shapes(channels):
 
 
 def _check_arrays(arrays, channels, what):
+    """The arrays of one network, refused unless shaped for `channels`, float32 and finite."""
     arrays = [np.asarray(a) for a in arrays]
     shapes = [a.shape for a in arrays]
     if shapes != _expected_shapes(channels) or any(a.dtype != np.float32 for a in arrays):
         raise ValueError(f'{what}: expected float32 kernels/biases for channels {channels}, '
                          f'got shapes {shapes}')
+    part = 'encoder' if channels == ENCODER_CHANNELS else 'decoder'
+    for i, array in enumerate(arrays):
+        check_finite(array, what, f'{part}/{i}')
     return arrays
 
 

@@ -9,6 +9,7 @@ weights (global_step, optimizer slots, moving-average shadows) are ignored.
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 
 # Slot and shadow variables that training writes beside a weight, e.g.
@@ -138,8 +139,24 @@ def restore(model, path):
         except (tf.errors.OpError, IndexError, ValueError) as err:
             raise CheckpointError(f'{resolved}: cannot read {key}, the data file is corrupt or '
                                   f'truncated ({_first_line(err)})') from None
+        check_finite(value, resolved, key)
         variables[name].assign(value)
     return resolved
+
+
+def check_finite(value, path, name):
+    """Raise CheckpointError naming `path` and variable `name` if `value` holds NaN or inf.
+
+    A weight file with a NaN loads without complaint and makes every prediction the same
+    label; every loader of weights (checkpoints, defense weight files) calls this.
+    """
+    value = np.asarray(value)
+    if value.dtype.kind not in 'fc':
+        return
+    bad = np.count_nonzero(~np.isfinite(value))
+    if bad:
+        raise CheckpointError(f'{path}: variable {name} holds {bad} NaN/inf value(s) of '
+                              f'{value.size}; the file is corrupt, fetch it again')
 
 
 def _checkpoint_scope(path, shapes, model_scope, variables):
