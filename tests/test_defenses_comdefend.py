@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from svrens_tf.defenses import base, comdefend
+from svrens_tf.models import CheckpointError
 
 
 @pytest.fixture(scope='module')
@@ -98,6 +99,15 @@ def test_non_finite_weights_are_refused_naming_file_and_array(weights, tmp_path,
         comdefend.read_weights(tmp_path)
 
 
+def test_a_truncated_npz_is_named(released, tmp_path):
+    path = comdefend.convert_to_npz(released, tmp_path / comdefend.NPZ_FILE)
+    whole = path.read_bytes()
+    for size in (len(whole) // 2, len(whole) - 30):
+        path.write_bytes(whole[:size])
+        with pytest.raises(ValueError, match=rf'{path}: not a ComDefend npz .*truncated'):
+            comdefend.read_weights(tmp_path)
+
+
 def test_a_tampered_weight_file_is_refused(released, tmp_path):
     for name in (comdefend.ENCODER_FILE, comdefend.DECODER_FILE):
         shutil.copy(released / name, tmp_path / name)
@@ -136,7 +146,7 @@ def test_a_pickle_that_would_run_code_is_refused_even_with_a_matching_hash(tmp_p
 def test_defense_purifies_at_size_then_classifies_at_299(released, shared_dir):
     with pytest.raises(ValueError, match='weights'):
         comdefend.ComDefend(classifier=lambda x: x)
-    with pytest.raises(FileNotFoundError, match='no ComDefend weights'):
+    with pytest.raises(CheckpointError, match='no ComDefend weights'):
         comdefend.ComDefend(checkpoint_dir=released, classifier=lambda x: x)
     with pytest.raises(ValueError, match='divide'):
         comdefend.ComDefend(weights=released, size=100, classifier=lambda x: x)

@@ -76,6 +76,19 @@ def test_bad_predictions_are_named(tmp_path, image_dir, rows, message):
         external.run_defense(writer, image_dir[0], 60)
 
 
+@pytest.mark.parametrize('payload, message', [
+    (b'id0,5\n\xff\xfe\x00\x89PNG\r\n', r'binary output, not "ImageId,label" text rows '
+                                      r'\(byte 6 is not UTF-8\)'),
+    (b'id0,5\nid1,\x006\nid2,7\n', r"writer\.py'\] on .*images: .*predictions\.csv:2: label "
+                                     r"'\\x006' is not an integer"),
+])
+def test_binary_output_is_one_defense_error(tmp_path, image_dir, payload, message):
+    writer = program(tmp_path, 'writer.py', 'import sys\nsys.stdout.buffer.write(%r)\n'
+                     'open(sys.argv[2], "wb").write(%r)\n' % (payload, payload))
+    with pytest.raises(external.DefenseError, match=message):
+        external.run_defense(writer, image_dir[0], 60)
+
+
 def test_header_and_png_suffixes_are_accepted(tmp_path, image_dir):
     rows = 'ImageId,label\nid0.png,5\nid1,6\nid2.png,7\n'
     writer = program(tmp_path, 'writer.py', f'import sys\nopen(sys.argv[2], "w").write({rows!r})\n')

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from svrens_tf.defenses import base
-from svrens_tf.models.checkpoint import check_finite
+from svrens_tf.models.checkpoint import CheckpointError, check_finite
 
 ENCODER_FILE = 'enc20_0.0001.npy'
 DECODER_FILE = 'dec20_0.0001.npy'
@@ -84,8 +84,8 @@ def _check_arrays(arrays, channels, what):
     arrays = [np.asarray(a) for a in arrays]
     shapes = [a.shape for a in arrays]
     if shapes != _expected_shapes(channels) or any(a.dtype != np.float32 for a in arrays):
-        raise ValueError(f'{what}: expected float32 kernels/biases for channels {channels}, '
-                         f'got shapes {shapes}')
+        raise CheckpointError(f'{what}: expected float32 kernels/biases for channels '
+                              f'{channels}, got shapes {shapes}')
     part = 'encoder' if channels == ENCODER_CHANNELS else 'decoder'
     for i, array in enumerate(arrays):
         check_finite(array, what, f'{part}/{i}')
@@ -96,8 +96,8 @@ def read_released(path, sha256, channels):
     """The float32 arrays of one released `.npy`, refused unless its sha256 is `sha256`."""
     actual = file_sha256(path)
     if actual != sha256:
-        raise ValueError(f'{path}: sha256 {actual} is not the expected {sha256}; '
-                         'refusing to unpickle it')
+        raise CheckpointError(f'{path}: sha256 {actual} is not the expected {sha256}; '
+                              'refusing to unpickle it')
     try:
         with zipfile.ZipFile(path) as archive:
             payload = io.BytesIO(archive.read('w.npy'))
@@ -107,7 +107,7 @@ def read_released(path, sha256, channels):
             raise ValueError(f'dtype {dtype}')
         arrays = _ArrayOnlyUnpickler(payload, encoding='latin1').load()
     except (zipfile.BadZipFile, KeyError, ValueError, pickle.UnpicklingError, EOFError) as e:
-        raise ValueError(f'{path}: not a ComDefend weight file ({e})') from e
+        raise CheckpointError(f'{path}: not a ComDefend weight file ({e})') from e
     return _check_arrays(list(arrays), channels, path)
 
 
@@ -124,8 +124,9 @@ def read_npz(path):
         with np.load(path, allow_pickle=False) as data:
             encoder = [data[f'encoder/{i}'] for i in range(2 * (len(ENCODER_CHANNELS) - 1))]
             decoder = [data[f'decoder/{i}'] for i in range(2 * (len(DECODER_CHANNELS) - 1))]
-    except (KeyError, ValueError, OSError) as e:
-        raise ValueError(f'{path}: not a ComDefend npz written by convert_to_npz ({e})') from e
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f'{path}: not a ComDefend npz written by convert_to_npz, or '
+                              f'truncated ({e})') from None
     return (_check_arrays(encoder, ENCODER_CHANNELS, path),
             _check_arrays(decoder, DECODER_CHANNELS, path))
 
@@ -156,8 +157,8 @@ def read_weights(path):
         return read_npz(path / NPZ_FILE)
     if (path / ENCODER_FILE).is_file() and (path / DECODER_FILE).is_file():
         return read_released_pair(path)
-    raise FileNotFoundError(f'no ComDefend weights at {path}: expected {NPZ_FILE} or '
-                            f'{ENCODER_FILE} + {DECODER_FILE}')
+    raise CheckpointError(f'no ComDefend weights at {path}: expected {NPZ_FILE} or '
+                          f'{ENCODER_FILE} + {DECODER_FILE}')
 
 
 def _conv_stack(x, arrays):

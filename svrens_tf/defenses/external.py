@@ -27,28 +27,40 @@ class DefenseError(RuntimeError):
 
 
 def read_predictions(path, image_ids):
-    """ImageId -> label from a defense's CSV; every id of `image_ids` exactly once, nothing else."""
-    expected = set(image_ids)
+    """ImageId -> label from a defense's CSV; every id of `image_ids` exactly once, nothing else.
+
+    Anything that is not UTF-8 text rows (binary output, NUL bytes) is one DefenseError.
+    """
+    try:
+        with open(path, newline='', encoding='utf-8') as f:
+            return _parse_predictions(path, csv.reader(f), set(image_ids))
+    except UnicodeDecodeError as err:
+        raise DefenseError(f'{path}: binary output, not "ImageId,label" text rows '
+                           f'(byte {err.start} is not UTF-8)') from None
+    except csv.Error as err:
+        raise DefenseError(f'{path}: not "ImageId,label" text rows ({err})') from None
+
+
+def _parse_predictions(path, rows, expected):
     labels = {}
-    with open(path, newline='') as f:
-        for line, row in enumerate(csv.reader(f), start=1):
-            if not row or (line == 1 and row[0].strip().lower() == 'imageid'):
-                continue
-            if len(row) != 2:
-                raise DefenseError(f'{path}:{line}: expected "ImageId,label", got {row!r}')
-            image_id = row[0].strip()
-            image_id = image_id[:-4] if image_id.lower().endswith('.png') else image_id
-            try:
-                label = int(row[1])
-            except ValueError:
-                raise DefenseError(f'{path}:{line}: label {row[1]!r} is not an integer') from None
-            if not 1 <= label <= 1000:
-                raise DefenseError(f'{path}:{line}: label {label} is outside 1..1000')
-            if image_id not in expected:
-                raise DefenseError(f'{path}:{line}: unknown ImageId {image_id!r}')
-            if image_id in labels:
-                raise DefenseError(f'{path}:{line}: ImageId {image_id!r} appears twice')
-            labels[image_id] = label
+    for line, row in enumerate(rows, start=1):
+        if not row or (line == 1 and row[0].strip().lower() == 'imageid'):
+            continue
+        if len(row) != 2:
+            raise DefenseError(f'{path}:{line}: expected "ImageId,label", got {row!r}')
+        image_id = row[0].strip()
+        image_id = image_id[:-4] if image_id.lower().endswith('.png') else image_id
+        try:
+            label = int(row[1])
+        except ValueError:
+            raise DefenseError(f'{path}:{line}: label {row[1]!r} is not an integer') from None
+        if not 1 <= label <= 1000:
+            raise DefenseError(f'{path}:{line}: label {label} is outside 1..1000')
+        if image_id not in expected:
+            raise DefenseError(f'{path}:{line}: unknown ImageId {image_id!r}')
+        if image_id in labels:
+            raise DefenseError(f'{path}:{line}: ImageId {image_id!r} appears twice')
+        labels[image_id] = label
     missing = sorted(expected - labels.keys())
     if missing:
         raise DefenseError(f'{path}: no prediction for {len(missing)} of {len(expected)} '
@@ -85,7 +97,10 @@ def run_defense(command, input_dir, timeout_s):
                                f'stderr ends:\n{tail}')
         if not output.is_file():
             raise DefenseError(f'{command} exited cleanly but wrote no {output.name}')
-        return read_predictions(output, image_ids)
+        try:
+            return read_predictions(output, image_ids)
+        except DefenseError as err:
+            raise DefenseError(f'{command} on {input_dir}: {err}') from None
 
 
 class ExternalDefense(base.Defense):
