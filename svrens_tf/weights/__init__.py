@@ -1,0 +1,1 @@
+"""Defense weights from other frameworks: safe readers of released files (`pth`: PyTorch)."""
