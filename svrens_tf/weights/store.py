@@ -1,0 +1,107 @@
+"""The project's own format for converted defense weights: a plain npz plus a manifest.
+
+    store.save(arrays, folder, 'nrp', source='NRP.pth')   # once, by the converter
+    arrays = store.load(folder, 'nrp')                      # every run: sha256 checked first
+
+`<folder>/<model>.npz` holds name -> array (the released file's own tensor names and layouts,
+no pickle: read with `allow_pickle=False`); `<model>.manifest.json` records the npz's sha256
+and size, the tensor count, and the released file's name and sha256. Both are written
+atomically, the manifest last, so a model is installed exactly when its manifest exists. A
+NaN/inf weight is refused when converting and again when loading, naming file and variable.
+"""
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+from svrens_tf.models.checkpoint import CheckpointError, check_finite
+
+FORMAT = 'svrens-weights-v1'
+
+
+def npz_path(folder, model):
+    return pathlib.Path(folder) / f'{model}.npz'
+
+
+def manifest_path(folder, model):
+    return pathlib.Path(folder) / f'{model}.manifest.json'
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path, write):
+    """Call write(file) on a temporary file beside `path`, then rename it onto `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(arrays, folder, model, source):
+    """Write `arrays` (name -> ndarray) as `<folder>/<model>.npz` + its manifest.
+
+    `source`: path of the released file they were read from (its name and sha256 are
+    recorded). Refuses NaN/inf naming `source` and the variable. Returns the npz path."""
+    for name, value in arrays.items():
+        check_finite(value, source, name)
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = npz_path(folder, model)
+    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    manifest = {'format': FORMAT, 'model': model, 'file': path.name,
+                'sha256': file_sha256(path), 'bytes': path.stat().st_size,
+                'tensors': len(arrays), 'source': pathlib.Path(source).name,
+                'source_sha256': file_sha256(source)}
+    _atomic_write(manifest_path(folder, model),
+                  lambda f: f.write(json.dumps(manifest, indent=1, sort_keys=True).encode()))
+    return path
+
+
+def missing(folder, model):
+    """None when `<folder>/<model>` is installed (manifest and npz present), else what is missing."""
+    if not manifest_path(folder, model).is_file():
+        return f'no converted weights {manifest_path(folder, model)}'
+    if not npz_path(folder, model).is_file():
+        return f'{npz_path(folder, model)} is missing'
+    return None
+
+
+def load(folder, model):
+    """name -> ndarray of an installed model, after checking the npz against its manifest.
+    CheckpointError naming the file for a missing, changed, truncated or non-finite file."""
+    problem = missing(folder, model)
+    if problem:
+        raise CheckpointError(problem)
+    path = npz_path(folder, model)
+    try:
+        manifest = json.loads(manifest_path(folder, model).read_text())
+        expected = manifest['sha256']
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f'{manifest_path(folder, model)}: unreadable manifest ({err}); '
+                              'convert the weights again') from None
+    if file_sha256(path) != expected:
+        raise CheckpointError(f'{path}: sha256 differs from the one recorded at conversion '
+                              f'({expected}); the file changed or is truncated, convert again')
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f'{path}: unreadable ({err})') from None
+    for name, value in arrays.items():
+        check_finite(value, path, name)
+    return arrays
