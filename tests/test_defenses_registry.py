@@ -64,9 +64,10 @@ def test_a_user_classifier_with_1000_outputs_is_understood():
     assert defense.classifiers == () and defense(np.zeros((1, 299, 299, 3), np.uint8)) == [1]
 
 
-def nips_r3_label(inc_scale):
+def nips_r3_label(inc_scale, vgg_scale=0.0):
     models = {'ens_adv_incres_v2': one_hot_model(5, 1.0),
               'adv_inc_v3': one_hot_model(7, inc_scale),
+              'vgg_16': one_hot_model(11, vgg_scale, with_aux=False),
               'res_v2_152': one_hot_model(9, 20.0, with_aux=False)}
     loader = Loader(models)
     defense = defenses.build('nips_r3', checkpoint_dir='c', seed=0, load_model=loader)
@@ -75,9 +76,12 @@ def nips_r3_label(inc_scale):
 
 
 def test_nips_r3_weighs_its_members_as_the_submission():
-    # Scores: IncRes (0.7 + 0.1) * 1.8 = 1.44; Inc-v3 (0.2 + 0.1) * 1.8 * s; ResNet 0.05 * 20 = 1.
+    # Scores: IncRes (0.7 + 0.1) * 1.8 = 1.44; Inc-v3 (0.2 + 0.1) * 1.8 * s; ResNet 0.05 * 20 = 1;
+    # VGG-16 0.1 * v.
     assert nips_r3_label(2.6) == 5
     assert nips_r3_label(2.7) == 7
+    assert nips_r3_label(2.6, vgg_scale=14.0) == 5
+    assert nips_r3_label(2.6, vgg_scale=14.5) == 11
 
 
 def test_nips_r3_transforms_follow_the_seed(rng):

@@ -3,16 +3,18 @@
 As its `defense_mmd.py` runs it, per image: a JPEG quality-50 transcode; for ens_adv IncRes-v2
 a random shear/shift/zoom/rotation (nearest, zero fill) at weight 0.7 plus the transcode at 0.1;
 for adv Inc-v3 Gaussian noise (std 4/255 in [-1,1] space), a random 2-3 degree rotation and a
-1.05-1.1 zoom at weight 0.2 plus the transcode at 0.1; for ResNet-v2-152 a rotated, 0.75-0.8
-zoomed 224 crop of the transcode with the VGG mean subtracted (its input convention, kept) at
-weight 0.05. Logits exclude the background class; aux logits of the Inception members are
-summed with the same weights and added at 0.8. The submission's VGG-16 (weight 0.1) is not in
-the zoo and is left out. Draws follow the submission's order from one seeded RandomState.
+1.05-1.1 zoom at weight 0.2 plus the transcode at 0.1; a rotated, 0.75-0.8 zoomed 224 crop of
+the transcode for VGG-16 (its own preprocessing: pixels minus the VGG mean; 1000 classes) at
+weight 0.1 and for ResNet-v2-152, fed the same mean-subtracted pixels (the submission's input,
+kept), at weight 0.05. Logits exclude the background class; aux logits of the Inception members
+are summed with the same weights and added at 0.8. Draws follow the submission's order from
+one seeded RandomState.
 """
 import numpy as np
 import scipy.ndimage
 
 from svrens_tf.defenses import base, jpeg
+from svrens_tf.models.vgg_16 import VGG_MEAN
 
 TRANSCODE_QUALITY = 50
 NOISE_STD = 4 / 255.0
@@ -20,9 +22,8 @@ MIN_ANGLE, MAX_ANGLE = 2, 3
 INC_ZOOM = (1.05, 1.1)
 RES_ZOOM = (0.75, 0.8)
 RES_SIDE = 224
-VGG_MEAN = np.array([123.68, 116.78, 103.94])
-INCRES, INC, RES = 'ens_adv_incres_v2', 'adv_inc_v3', 'res_v2_152'
-WEIGHTS = {INCRES: (0.7, 0.1), INC: (0.2, 0.1), RES: (0.05,)}
+INCRES, INC, VGG, RES = 'ens_adv_incres_v2', 'adv_inc_v3', 'vgg_16', 'res_v2_152'
+WEIGHTS = {INCRES: (0.7, 0.1), INC: (0.2, 0.1), VGG: (0.1,), RES: (0.05,)}
 AUX_WEIGHT = 0.8
 
 
@@ -79,27 +80,28 @@ def noise_rotate_zoom(image, rng):
 
 
 def member_inputs(image_uint8, rng):
-    """(IncRes-v2 input, Inc-v3 input, transcode, ResNet input) for one image, in draw order."""
+    """(IncRes-v2 input, Inc-v3 input, transcode, 224 crop in pixels) for one image, in draw
+    order; the crop feeds VGG-16 and ResNet-v2-152."""
     transcoded = jpeg.jpeg_round_trip(image_uint8[None], TRANSCODE_QUALITY,
                                       'INTEGER_ACCURATE')[0].astype(np.float64)
-    res_input = rotate_zoom_crop(transcoded, rng, RES_ZOOM, RES_SIDE) - VGG_MEAN
+    crop = rotate_zoom_crop(transcoded, rng, RES_ZOOM, RES_SIDE)
     signed = base.to_signed(image_uint8.astype(np.float64) / 255.0)
     incres_input = affine_distort(signed, rng)
     inc_input = noise_rotate_zoom(signed, rng)
-    return incres_input, inc_input, base.to_signed(transcoded / 255.0), res_input
+    return incres_input, inc_input, base.to_signed(transcoded / 255.0), crop
 
 
 class NipsR3(base.Defense):
     name = 'nips_r3'
 
     def __init__(self, seed=0, checkpoint_dir=None, load_model=base.load_zoo_model):
-        super().__init__((INCRES, INC, RES))
+        super().__init__((INCRES, INC, VGG, RES))
         self.members = {name: base.Classifier(load_model(name, checkpoint_dir))
                         for name in self.classifiers}
         self.rng = np.random.RandomState(seed)
 
     def predict(self, images):
-        incres_in, inc_in, transcoded, res_in = (
+        incres_in, inc_in, transcoded, crop = (
             np.stack(column).astype(np.float32)
             for column in zip(*(member_inputs(image, self.rng) for image in images)))
         b = len(images)
@@ -112,6 +114,8 @@ class NipsR3(base.Defense):
                 logits = logits + weight * base.class_scores(member_logits[rows])
                 if member_aux is not None:
                     aux = aux + weight * base.class_scores(member_aux[rows])
-        res_logits, _ = self.members[RES](res_in)
-        logits = logits + WEIGHTS[RES][0] * base.class_scores(res_logits) + AUX_WEIGHT * aux
+        vgg_logits, _ = self.members[VGG](base.to_signed(crop / 255.0))  # zoo VGG: [-1,1] in
+        res_logits, _ = self.members[RES](crop - np.float32(VGG_MEAN))
+        logits = (logits + WEIGHTS[VGG][0] * base.class_scores(vgg_logits)
+                  + WEIGHTS[RES][0] * base.class_scores(res_logits) + AUX_WEIGHT * aux)
         return np.argmax(logits, axis=-1) + 1

@@ -14,6 +14,7 @@ from svrens_tf.models.inception_v3 import InceptionV3
 from svrens_tf.models.inception_v4 import InceptionV4
 from svrens_tf.models.layers import ModelOutput
 from svrens_tf.models.resnet_v2 import ResnetV2_50, ResnetV2_101, ResnetV2_152
+from svrens_tf.models.vgg_16 import Vgg16
 from svrens_tf.models.zoo import ZOO
 
 ARCHITECTURES = {
@@ -23,6 +24,7 @@ ARCHITECTURES = {
     'resnet_v2_50': ResnetV2_50,
     'resnet_v2_101': ResnetV2_101,
     'resnet_v2_152': ResnetV2_152,
+    'vgg_16': Vgg16,
 }
 
 

@@ -42,6 +42,7 @@ class SlimModel(tf.Module):
     has no data-dependent control flow, so autograph is skipped (it cost ~10 s per trace).
     """
     default_scope = None
+    image_size = IMAGE_SIZE
     bn_epsilon = 0.001
     bn_scale = False
 
@@ -58,13 +59,13 @@ class SlimModel(tf.Module):
         """Create every variable (one eager forward pass on a zero image); returns self."""
         if not self._built:
             with tf.init_scope():
-                self.forward(tf.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3]))
+                self.forward(tf.zeros([1, self.image_size, self.image_size, 3]))
             self._built = True
         return self
 
     @tf.autograph.experimental.do_not_convert
     def __call__(self, x):
-        """x: float32 [B,H,W,3] in [-1,1] (H = W = 299 for the slim checkpoints)
+        """x: float32 [B,H,W,3] in [-1,1] (H = W = `image_size` for the slim checkpoints)
         -> ModelOutput(logits [B,C], aux_logits [B,C] or None)."""
         self.build()
         x = tf.convert_to_tensor(x, tf.float32)

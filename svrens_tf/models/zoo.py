@@ -1,4 +1,4 @@
-"""Registry of the nine released TF-slim ImageNet checkpoints (download.tensorflow.org/models/)."""
+"""Registry of the ten released TF-slim ImageNet checkpoints (download.tensorflow.org/models/)."""
 import dataclasses
 
 BASE_URL = 'http://download.tensorflow.org/models/'
@@ -28,6 +28,7 @@ ZOO = {e.name: e for e in [
              'resnet_v2_101.ckpt', 'resnet_v2_101'),
     ZooEntry('res_v2_152', 'resnet_v2_152', 'resnet_v2_152_2017_04_14.tar.gz',
              'resnet_v2_152.ckpt', 'resnet_v2_152'),
+    ZooEntry('vgg_16', 'vgg_16', 'vgg_16_2016_08_28.tar.gz', 'vgg_16.ckpt', 'vgg_16'),
     ZooEntry('adv_inc_v3', 'inception_v3', 'adv_inception_v3_2017_08_18.tar.gz',
              'adv_inception_v3.ckpt', 'InceptionV3'),
     ZooEntry('ens3_adv_inc_v3', 'inception_v3', 'ens3_adv_inception_v3_2017_08_18.tar.gz',
