@@ -1,0 +1,53 @@
+"""One HGD member: input normalisation, its denoiser, its classifier, from one state dict.
+
+A member is built from the released checkpoint's state dict ({key: ndarray}, keys starting
+with `net.`, the `Net` wrapper of GD_train) and maps images in [0,1] to (denoised image in
+the member's normalised space, logits [B,1000]), as `net(input, defense=True)` in
+lfz/Guided-Denoise `nips_deploy/defense.py`. Construction traces the forward pass once, which
+converts every weight and refuses a state dict whose keys the network does not use.
+"""
+import numpy as np
+import tensorflow as tf
+
+from svrens_tf.defenses.hgd_nets import denoiser, torch_layers
+
+IMAGE_SIZE = 299
+# float32 constants, as defense.py builds them: (x - mean) / std
+TF_NORMALISATION = (np.full(3, 0.5, np.float32), np.full(3, 0.5, np.float32))
+TORCH_NORMALISATION = (np.array([0.485, 0.456, 0.406], np.float32),
+                       np.array([0.229, 0.224, 0.225], np.float32))
+
+
+class Member(tf.Module):
+    """Subclasses set `key`, `released_file`, `normalisation`, `denoiser_prefix`, `classify`."""
+
+    key = None
+    released_file = None
+    normalisation = None
+    denoiser_prefix = None
+
+    def __init__(self, state_dict):
+        super().__init__(name=f'hgd_{self.key}')
+        self.params = torch_layers.StateDict(state_dict, f'HGD {self.key} ({self.released_file})')
+        self._forward = tf.function(
+            self.forward, autograph=False,
+            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32)])
+        self._forward.get_concrete_function()
+        self.params.check_all_used()
+
+    def normalise(self, images_unit):
+        mean, std = self.normalisation
+        return (images_unit - mean) / std
+
+    def classify(self, x):
+        """Normalised image [B,299,299,3] -> logits [B,1000]."""
+        raise NotImplementedError
+
+    def forward(self, images_unit):
+        denoised = denoiser.denoise(self.params, self.normalise(images_unit), self.denoiser_prefix)
+        return denoised, self.classify(denoised)
+
+    def __call__(self, images_unit):
+        """float32 [B,299,299,3] in [0,1] -> (denoised [B,299,299,3], logits [B,1000])."""
+        images_unit = tf.convert_to_tensor(images_unit, tf.float32)
+        return self.forward(images_unit) if tf.inside_function() else self._forward(images_unit)
