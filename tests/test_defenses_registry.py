@@ -26,7 +26,7 @@ class Loader:
 
 
 def test_names_are_the_contract():
-    assert defenses.NAMES == ('bit_red', 'jpeg', 'fd', 'rp', 'nips_r3', 'rs', 'comdefend')
+    assert defenses.NAMES == ('bit_red', 'jpeg', 'fd', 'rp', 'nips_r3', 'rs', 'comdefend', 'hgd')
 
 
 @pytest.mark.parametrize('name, options, zoo_name', [
@@ -51,7 +51,7 @@ def test_build_loads_the_default_classifier_and_answers_labels(name, options, zo
 
 def test_unknown_names_and_options_are_one_clear_error():
     with pytest.raises(ValueError, match='unknown defense'):
-        defenses.build('hgd')
+        defenses.build('not_a_defense')
     with pytest.raises(ValueError, match='no option qualty'):
         defenses.build('jpeg', qualty=75)
     with pytest.raises(ValueError, match='classifier'):

@@ -8,12 +8,12 @@
 Defaults are the settings the authors' group ran (ALGORITHM.md, "Defenses of Table 3");
 options name the alternatives. Every defense takes `load_model(zoo_name, checkpoint_dir)`
 (default `svrens_tf.models.load`) and single-classifier ones a `classifier` (zoo name or
-callable). HGD, NRP and other programs plug in through `defenses.external`.
+callable). NRP and other programs plug in through `defenses.external`.
 """
 import ast
 import inspect
 
-from svrens_tf.defenses import bit_red, comdefend, external, fd, jpeg, nips_r3, rp, rs
+from svrens_tf.defenses import bit_red, comdefend, external, fd, hgd, jpeg, nips_r3, rp, rs
 
 REGISTRY = {
     'bit_red': bit_red.BitReduction,
@@ -23,6 +23,7 @@ REGISTRY = {
     'nips_r3': nips_r3.NipsR3,
     'rs': rs.RandomizedSmoothing,
     'comdefend': comdefend.ComDefend,
+    'hgd': hgd.Hgd,
 }
 NAMES = tuple(REGISTRY)
 

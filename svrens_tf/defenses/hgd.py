@@ -1,0 +1,95 @@
+"""HGD (Liao et al. 2018): the NIPS17 winner's four denoiser + classifier members, in TF2.
+
+Each member (`hgd_nets`: ResNet-152, Inception-ResNet-v2, Inception-v3, ResNeXt-101 64x4d)
+normalises the image in [0,1] its own way, denoises it with its own U-Net and classifies the
+denoised image; the defense sums the four members' logits and answers argmax + 1, as
+lfz/Guided-Denoise `nips_deploy/defense.py` does. The weights are the released PyTorch
+checkpoints converted once into the project's weight format (`svrens_tf/weights/store.py`):
+`<checkpoint_dir>/hgd/<member>.npz` + manifest, the released state-dict keys and layouts.
+"""
+import collections.abc
+import pathlib
+
+import tensorflow as tf
+
+from svrens_tf.defenses import base
+from svrens_tf.defenses.hgd_nets import MEMBERS
+from svrens_tf.models import CheckpointError
+from svrens_tf.weights import store
+
+WEIGHTS_FOLDER = 'hgd'
+INSTALL_COMMAND = 'svrens-download --defense hgd'
+
+
+class ConvertedWeights(collections.abc.Mapping):
+    """{member: state dict} read from the converted files in `folder` (default
+    `<checkpoint_dir>/hgd`); checks on creation that every member in `members` is installed,
+    else one CheckpointError naming the folder, what is missing and the install command."""
+
+    def __init__(self, folder, checkpoint_dir, members):
+        if folder is None:
+            if checkpoint_dir is None:
+                from svrens_tf.models.download import default_checkpoint_dir
+                checkpoint_dir = default_checkpoint_dir()
+            folder = pathlib.Path(checkpoint_dir) / WEIGHTS_FOLDER
+        self.folder, self.members = pathlib.Path(folder), tuple(members)
+        problems = [p for p in (store.missing(self.folder, m) for m in self.members) if p]
+        if problems:
+            target = f' --checkpoint_dir {checkpoint_dir}' if checkpoint_dir is not None else ''
+            raise CheckpointError(f'HGD weights are not installed in {self.folder}: '
+                                  f'{"; ".join(problems)}. Install them with '
+                                  f'`{INSTALL_COMMAND}{target}`')
+
+    def __getitem__(self, member):
+        if member not in self.members:
+            raise KeyError(member)
+        return store.load(self.folder, member)
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __len__(self):
+        return len(self.members)
+
+
+def ensemble_logits(member_logits):
+    """Sum of the members' logits [B,1000], in `MEMBERS` order (defense.py's)."""
+    total = None
+    for logits in member_logits:
+        total = logits if total is None else total + logits
+    return total
+
+
+class Hgd(base.Defense):
+    """HGD's ensemble; `members` chooses a subset of `hgd_nets.MEMBERS` (default all four).
+
+    `weights`: the folder of the converted weights (default `<checkpoint_dir>/hgd`), or a
+    mapping {member: state dict (name -> ndarray)}, read one member at a time.
+    """
+
+    name = 'hgd'
+
+    def __init__(self, weights=None, members=tuple(MEMBERS), checkpoint_dir=None):
+        unknown = [m for m in members if m not in MEMBERS]
+        if unknown or not members:
+            raise ValueError(f'hgd members must be a non-empty subset of {", ".join(MEMBERS)}; '
+                             f'got {", ".join(map(str, members)) or "none"}')
+        members = [m for m in MEMBERS if m in members]
+        if not isinstance(weights, collections.abc.Mapping):
+            weights = ConvertedWeights(weights, checkpoint_dir, members)
+        super().__init__(())
+        self.members = {m: MEMBERS[m](weights[m]) for m in members}
+
+    def outputs(self, images):
+        """uint8 [B,299,299,3] -> {member: (denoised [B,299,299,3], logits [B,1000])}, numpy."""
+        x = tf.cast(tf.convert_to_tensor(base.check_images(images)), tf.float32) / 255.0
+        return {name: tuple(t.numpy() for t in member(x)) for name, member in self.members.items()}
+
+    def logits(self, images):
+        """The ensemble's summed logits [B,1000]."""
+        return ensemble_logits(logits for _, logits in self.outputs(images).values())
+
+    def predict(self, images):
+        return base.labels_from_scores(self.logits(images))
+
+

@@ -1,0 +1,131 @@
+"""HGD against the authors' PyTorch modules (../shared/torch_reference, seed-1234 weights).
+
+Per member: the denoised image and the logits of `net(x, defense=True)` within
+`compare_torch_reference.TOL` on the reference's two NIPS17 images; the summed-logit ensemble
+within TOL and its labels (argmax + 1) exact. The four members are built once (module
+fixture) from the generator's state dicts, checked against the reference's digests first.
+Then the defense as `svrens-evaluate` builds it: converted weights on disk (Inception-v3 only,
+the smallest), absent weights, and state dicts with a missing or an unused key.
+"""
+import collections.abc
+import importlib.util
+
+import numpy as np
+import pytest
+
+from svrens_tf import defenses
+from svrens_tf.defenses import hgd
+from svrens_tf.defenses.hgd_nets import MEMBERS
+from svrens_tf.models import CheckpointError
+from svrens_tf.weights import store
+
+
+def _import(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def torch_reference(shared_dir):
+    folder = shared_dir / 'torch_reference'
+
+    class Ref:
+        gen_weights = _import(folder / 'gen_weights.py')
+        compare = _import(folder / 'compare_torch_reference.py')
+        data = compare.load_reference(folder / 'hgd.reference.npz')
+        images = compare.reference_images(data, shared_dir / 'nips17' / 'images')
+        assert compare.check_input(data, compare.input_01(images))
+    return Ref
+
+
+class SyntheticWeights(collections.abc.Mapping):
+    """{member: seed-1234 state dict}, generated on access (but for those in `known`) and
+    checked against the reference's digest."""
+
+    def __init__(self, ref, known=None):
+        self.ref, self.known = ref, known or {}
+
+    def __getitem__(self, member):
+        if member in self.known:
+            return self.known[member]
+        gen = self.ref.gen_weights
+        arrays = gen.generate_state_dict(gen.load_manifest(f'hgd_{member}'),
+                                         int(self.ref.data['ckpt_seed']))
+        assert gen.arrays_digest(arrays) == str(self.ref.data[f'arrays_sha256_hgd_{member}'])
+        return arrays
+
+    def __iter__(self):
+        return iter(MEMBERS)
+
+    def __len__(self):
+        return len(MEMBERS)
+
+
+@pytest.fixture(scope='module')
+def v3_state_dict(torch_reference):
+    """The smallest member's state dict, kept for the tests that build it again."""
+    return SyntheticWeights(torch_reference)['v3']
+
+
+@pytest.fixture(scope='module')
+def ensemble(torch_reference, v3_state_dict):
+    """(the four-member defense, its per-member outputs on the reference images)."""
+    defense = hgd.Hgd(weights=SyntheticWeights(torch_reference, {'v3': v3_state_dict}))
+    return defense, defense.outputs(torch_reference.images)
+
+
+def nchw(images):
+    return images.transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize('member', list(MEMBERS))
+def test_member_denoised_image_and_logits_match_pytorch(member, ensemble, torch_reference):
+    denoised, logits = ensemble[1][member]
+    report = torch_reference.compare.compare(
+        torch_reference.data, {f'{member}_denoised': nchw(denoised), f'{member}_logits': logits})
+    assert report['ok'], report
+
+
+def test_ensemble_logits_and_labels_match_pytorch(ensemble, torch_reference):
+    defense, outputs = ensemble
+    assert list(defense.members) == ['res152', 'inres', 'v3', 'resnext101']
+    total = hgd.ensemble_logits(logits for _, logits in outputs.values())
+    labels = defenses.base.labels_from_scores(total)
+    report = torch_reference.compare.compare(
+        torch_reference.data, {'ensemble_logits': total, 'labels': labels})
+    assert report['ok'], report
+
+
+def test_registry_builds_hgd_from_converted_weights(torch_reference, v3_state_dict, tmp_path):
+    source = tmp_path / 'denoise_incepv3_012.ckpt'
+    source.write_bytes(b'stand-in for the released file')
+    store.save(v3_state_dict, tmp_path / 'hgd', 'v3', source)
+    defense = defenses.build('hgd', checkpoint_dir=tmp_path, members=('v3',))
+    labels = defense(torch_reference.images[1:])
+    assert labels.tolist() == [torch_reference.data['v3_logits'][1].argmax() + 1]
+
+
+def test_absent_weights_name_the_folder_and_the_install_command(tmp_path):
+    with pytest.raises(CheckpointError) as err:
+        defenses.build('hgd', checkpoint_dir=tmp_path)
+    message = str(err.value)
+    assert str(tmp_path / 'hgd') in message and 'svrens-download --defense hgd' in message
+    for member in MEMBERS:
+        assert f'{member}.manifest.json' in message
+
+
+def test_unknown_member_is_refused():
+    with pytest.raises(ValueError, match='subset of res152, inres, v3, resnext101'):
+        hgd.Hgd(weights={}, members=('v4',))
+
+
+def test_missing_and_unused_keys_are_named(v3_state_dict):
+    missing = dict(v3_state_dict)
+    del missing['net.Mixed_6c.branch2.3.bn.running_var']
+    with pytest.raises(KeyError, match=r'net\.Mixed_6c\.branch2\.3\.bn\.running_var'):
+        MEMBERS['v3'](missing)
+    extra = dict(v3_state_dict, **{'net.AuxLogits.fc.weight': np.zeros((1000, 768), np.float32)})
+    with pytest.raises(ValueError, match=r'1 state-dict keys .*net\.AuxLogits\.fc\.weight'):
+        MEMBERS['v3'](extra)
