@@ -1,0 +1,325 @@
+"""The paper's experiments as a plan: the svrens-download / -attack / -evaluate / -report steps
+that run_attacks.sh runs, built before anything runs so that it can be printed and priced.
+
+    steps = build_plan(Options(tables=(2,), attacks=('mi_fgsm',)))
+    print(format_plan(steps))          # what --dry_run prints
+    execute(steps, 'results/run_attacks.log')
+
+A step is data (program and flags); `execute` runs each as `python -m svrens_tf.cli.PROGRAM`.
+Attack steps whose settings resolve to the same run (e.g. Figure 4's SVR-Ens at T = 10 and
+Table 2's SVR-Ens-MI-FGSM) are planned once and their folder shared. Every program resumes,
+so rerunning a plan skips the work already done.
+"""
+import dataclasses
+import datetime
+import pathlib
+import shlex
+import subprocess
+import sys
+import typing
+
+NORMAL = ('inc_v3', 'inc_v4', 'incres_v2', 'res_v2_101')
+ADV_TRAINED = ('ens3_adv_inc_v3', 'ens4_adv_inc_v3', 'ens_adv_incres_v2')
+TABLE_ATTACKS = ('i_fgsm', 'mi_fgsm', 'tim', 'ti_dim', 'si_ti_dim')
+ENSEMBLES = ('ens', 'svre')
+TABLES = (1, 2, 3)
+FIGURES = (1, 2, 3, 4)
+FIRST_SEED = 1000
+NIPS17_DEV_IMAGES = 1000
+
+# The paper's figure designs (../shared/paper/README.md, "Figures").
+FIGURE_BASES = ('i_fgsm', 'mi_fgsm', 'si_ti_dim')        # the panels of Figures 2 and 3
+FIGURE2_M = tuple(range(0, 33, 4))                       # M = 0 is Ens
+FIGURE3_BETA = tuple(round(0.1 * 2 ** k, 1) for k in range(9))   # 0.1, 0.2, ..., 25.6
+FIGURE4_BASE = 'mi_fgsm'
+FIGURE4_ENS_T = tuple(range(10, 91, 10))
+FIGURE4_SVRE_T = tuple(range(1, 11))
+FIGURE4_SVRE_M = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One program run: `program` is a module of svrens_tf.cli; `flags` are (name, value)
+    pairs passed as --name=value (value None: a bare --name). Attack steps carry their
+    single-model gradient passes per image and their image count."""
+    program: str
+    flags: tuple
+    passes_per_image: int = 0
+    num_images: int = 0
+    failure_hint: str = ''
+
+    @property
+    def args(self):
+        return [f'--{name}' if value is None else f'--{name}={value}'
+                for name, value in self.flags]
+
+    def argv(self, python=None):
+        return [python or sys.executable, '-m', f'svrens_tf.cli.{self.program}', *self.args]
+
+    def command(self):
+        """The step as the installed console script would be called (svrens-attack ...)."""
+        return shlex.join([f'svrens-{self.program}', *self.args])
+
+    def flag(self, name):
+        return dict(self.flags).get(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What run_attacks.sh was asked for. `attacks` and `ensembles` select the tables' rows
+    (and Figure 1's, drawn from Table 2's runs); Figures 2-4 always run the paper's design.
+    `attack_flags` (tokens after `--`) go to every svrens-attack call, before the experiment's
+    own flags (surrogates, base, ensemble, seed, a figure's swept M, beta or T), which win."""
+    tables: tuple = TABLES
+    figures: tuple = FIGURES
+    attacks: tuple = TABLE_ATTACKS
+    ensembles: tuple = ENSEMBLES
+    seeds: int = 1
+    dataset_dir: str = 'data/nips17'
+    checkpoint_dir: str = 'checkpoints'
+    results_dir: str = 'results'
+    defenses: typing.Optional[tuple] = None       # None: every in-process defense
+    defense_options: tuple = ()
+    external_defenses: tuple = ()
+    eval_batch_size: int = 10
+    attack_flags: tuple = ()
+
+
+def parse_flag_tokens(tokens):
+    """(name, value) pairs from command-line tokens: --name=value, --name value, or a bare
+    --name (a boolean); value None for the bare form."""
+    pairs, tokens = [], list(tokens)
+    while tokens:
+        token = tokens.pop(0)
+        if not token.startswith('--') or token == '--':
+            raise ValueError(f'{token!r}: expected --name=value, --name value or --name')
+        name, sep, value = token[2:].partition('=')
+        if not sep:
+            value = tokens.pop(0) if tokens and not tokens[0].startswith('--') else None
+        pairs.append((name, value))
+    return pairs
+
+
+def _config_fields():
+    from svrens_tf import attacks
+    return {f.name: f for f in dataclasses.fields(attacks.AttackConfig)}
+
+
+def is_config_flag(name):
+    """Whether svrens-attack flag `name` (or its --noNAME form) sets an AttackConfig field."""
+    fields = _config_fields()
+    return name in fields or (name.startswith('no') and name[2:] in fields)
+
+
+def _typed(field, value):
+    kinds = typing.get_args(field.type) or (field.type,)
+    if bool in kinds:
+        return value is None or str(value).lower() in ('1', 'true', 'yes')
+    for kind in (int, float, str):
+        if kind in kinds:
+            return kind(value)
+    raise ValueError(f'AttackConfig.{field.name}: unsupported type {field.type}')
+
+
+def attack_config(flags):
+    """The AttackConfig an svrens-attack call with these (name, value) flags runs (the last
+    value of a repeated flag wins, as in absl)."""
+    from svrens_tf import attacks
+    fields = _config_fields()
+    values = {}
+    for name, value in flags:
+        if name in fields:
+            values[name] = _typed(fields[name], value)
+        elif name.startswith('no') and name[2:] in fields:
+            values[name[2:]] = False
+    return attacks.AttackConfig(**values)
+
+
+def gradient_passes_per_image(cfg, num_models):
+    """Single-model gradient passes per image: T x passes per outer step (an SI pass covers
+    all scale copies, as the engine counts it)."""
+    from svrens_tf import attacks
+    return cfg.num_iter * attacks.passes_per_outer_step(cfg, num_models)
+
+
+def count_images(dataset_dir):
+    """Images listed in the NIPS17 folder's labels csv; the DEV set's 1000 before download."""
+    from svrens_tf import data
+    try:
+        csv_path = data.find_labels_csv(data.resolve_image_dir(dataset_dir))
+        return len(data.read_labels(csv_path)[0])
+    except data.DataError:
+        return NIPS17_DEV_IMAGES
+
+
+def has_dataset(dataset_dir):
+    from svrens_tf import data
+    return any((pathlib.Path(dataset_dir) / name).is_file() for name in data.LABEL_FILES)
+
+
+def _join(names):
+    return ','.join(names)
+
+
+class _Planner:
+    """Accumulates steps; attack runs with equal settings are planned once."""
+
+    def __init__(self, options):
+        self.options = options
+        self.results = pathlib.Path(options.results_dir)
+        self.num_images = count_images(options.dataset_dir)
+        self.user_flags = parse_flag_tokens(options.attack_flags)
+        self.steps = []
+        self.runs = {}          # settings key -> output folder
+
+    def attack(self, folder, surrogates, **experiment):
+        """Plan an attack of `surrogates` into RESULTS/attacks/<folder> (or reuse the folder of
+        an equal run); returns the folder to evaluate."""
+        output = str(self.results / 'attacks' / folder)
+        flags = [('input_dir', self.options.dataset_dir), ('output_dir', output),
+                 ('checkpoint_dir', self.options.checkpoint_dir), *self.user_flags,
+                 ('models', _join(surrogates)), *experiment.items()]
+        cfg = attack_config(flags)
+        others = {name: value for name, value in flags
+                  if not is_config_flag(name) and name != 'output_dir'}
+        key = repr((sorted(dataclasses.asdict(cfg).items()), sorted(others.items())))
+        if key not in self.runs:
+            self.runs[key] = output
+            self.steps.append(Step('attack', tuple(flags),
+                                   gradient_passes_per_image(cfg, len(surrogates)),
+                                   self.num_images))
+        return self.runs[key]
+
+    def evaluate(self, experiment, seed, folders, models, *extra):
+        self.steps.append(Step('evaluate', (
+            ('clean_dir', self.options.dataset_dir),
+            ('input_dir', _join(dict.fromkeys(folders))),
+            ('checkpoint_dir', self.options.checkpoint_dir),
+            ('batch_size', self.options.eval_batch_size),
+            ('output_dir', str(self.results / experiment / f'seed{seed}')),
+            ('models', _join(models)), *extra)))
+
+    def table_runs(self, seed, surrogates, folder):
+        return [self.attack(f'{folder}/{ensemble}_{base}/seed{seed}', surrogates, base=base,
+                            ensemble=ensemble, seed=seed)
+                for base in self.options.attacks for ensemble in self.options.ensembles]
+
+
+def _downloads(options):
+    steps = []
+    if not has_dataset(options.dataset_dir):
+        steps.append(Step('download', (('dataset', options.dataset_dir),), failure_hint=(
+            f'no NIPS17 set in {options.dataset_dir} and the download failed: fetch it with\n'
+            f'  svrens-download --dataset {options.dataset_dir}   (or pass --dataset_dir of a '
+            'copy)')))
+    if 3 in options.tables:
+        models = 'all'
+    elif tuple(options.tables) == (1,) and not options.figures:
+        models = _join(NORMAL)
+    else:
+        models = _join(NORMAL + ADV_TRAINED)
+    steps.append(Step('download', (('models', models),
+                                   ('checkpoint_dir', options.checkpoint_dir)), failure_hint=(
+        f'could not install checkpoints {models} into {options.checkpoint_dir}: fix the error '
+        'above (e.g. copy\nthe release tarballs from http://download.tensorflow.org/models/ '
+        'into that folder) and rerun')))
+    return steps
+
+
+def build_plan(options):
+    """Every step of the requested tables and figures, for each seed, then the report."""
+    planner = _Planner(options)
+    tables, figures = set(options.tables), set(options.figures)
+    all_models = NORMAL + ADV_TRAINED
+    for seed in range(FIRST_SEED, FIRST_SEED + options.seeds):
+        if 1 in tables:
+            folders = []
+            for held_out in NORMAL:
+                surrogates = tuple(m for m in NORMAL if m != held_out)
+                folders += planner.table_runs(seed, surrogates, f'holdout_{held_out}')
+            planner.evaluate('table1', seed, folders, NORMAL)
+        if tables & {2, 3} or 1 in figures:
+            folders = planner.table_runs(seed, NORMAL, 'all4')
+            if 2 in tables or 1 in figures:
+                planner.evaluate('table2', seed, folders, all_models)
+            if 3 in tables:
+                planner.evaluate('table3', seed, folders, (), *_defense_flags(options, seed))
+        if 2 in figures:
+            folders = [planner.attack(f'all4/ens_{base}/seed{seed}' if m == 0 else
+                                      f'all4/svre_{base}_m{m}/seed{seed}', NORMAL, base=base,
+                                      seed=seed, **({'ensemble': 'ens'} if m == 0 else
+                                                    {'ensemble': 'svre', 'm_svrg': m}))
+                       for base in FIGURE_BASES for m in FIGURE2_M]
+            planner.evaluate('fig2', seed, folders, ADV_TRAINED)
+        if 3 in figures:
+            folders = [planner.attack(f'all4/svre_{base}_beta{beta}/seed{seed}', NORMAL,
+                                      base=base, ensemble='svre', beta=beta, seed=seed)
+                       for base in FIGURE_BASES for beta in FIGURE3_BETA]
+            planner.evaluate('fig3', seed, folders, ADV_TRAINED)
+        if 4 in figures:
+            eps = attack_config(planner.user_flags).max_epsilon
+            folders = [planner.attack(f'all4/ens_{FIGURE4_BASE}_t{t}/seed{seed}', NORMAL,
+                                      base=FIGURE4_BASE, ensemble='ens', num_iter=t,
+                                      alpha=eps / t, seed=seed) for t in FIGURE4_ENS_T]
+            folders += [planner.attack(f'all4/svre_{FIGURE4_BASE}_t{t}/seed{seed}', NORMAL,
+                                       base=FIGURE4_BASE, ensemble='svre', num_iter=t,
+                                       alpha=eps / t, m_svrg=FIGURE4_SVRE_M, seed=seed)
+                        for t in FIGURE4_SVRE_T]
+            planner.evaluate('fig4', seed, folders, ADV_TRAINED)
+    return _downloads(options) + planner.steps + [
+        Step('report', (('results_dir', options.results_dir),))]
+
+
+def _defense_flags(options, seed):
+    if options.defenses is None:
+        from svrens_tf import defenses
+        names = defenses.NAMES
+    else:
+        names = options.defenses
+    return (('defenses', _join(names)), ('seed', seed),
+            *(('defense_option', o) for o in options.defense_options),
+            *(('external_defense', e) for e in options.external_defenses))
+
+
+def totals(steps):
+    """(attack runs, single-model gradient passes, images) over the plan's attack steps."""
+    attacks = [s for s in steps if s.program == 'attack']
+    return (len(attacks), sum(s.passes_per_image * s.num_images for s in attacks),
+            max((s.num_images for s in attacks), default=0))
+
+
+def format_plan(steps):
+    """One command per line (attack lines end with their cost), then the total."""
+    lines = []
+    for step in steps:
+        line = step.command()
+        if step.program == 'attack':
+            line += f'  # {step.passes_per_image} passes/image x {step.num_images} images'
+        lines.append(line)
+    runs, passes, images = totals(steps)
+    lines.append(f'# total: {runs} attack runs on {images} images, {passes:,} single-model '
+                 'gradient passes (one surrogate forward+backward of one image each)')
+    return '\n'.join(lines) + '\n'
+
+
+def log(path, message):
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    for line in message.splitlines():
+        print(f'[{stamp}] {line}', flush=True)
+        with open(path, 'a') as f:
+            f.write(f'[{stamp}] {line}\n')
+
+
+def execute(steps, log_path, python=None):
+    """Run the steps in order as subprocesses, each logged to `log_path` (and stdout); stops at
+    the first failure and returns its exit status (0 when all succeeded)."""
+    log_path = pathlib.Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+        argv = step.argv(python)
+        log(log_path, '+ ' + shlex.join(argv))
+        returncode = subprocess.run(argv).returncode
+        if returncode:
+            log(log_path, step.failure_hint or f'{step.command()} failed (exit {returncode})')
+            return returncode
+    return 0
