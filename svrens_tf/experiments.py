@@ -67,7 +67,8 @@ class Step:
 @dataclasses.dataclass(frozen=True)
 class Options:
     """What run_attacks.sh was asked for. `attacks` and `ensembles` select the tables' rows
-    (and Figure 1's, drawn from Table 2's runs); Figures 2-4 always run the paper's design.
+    (and Figure 1's, drawn from Table 2's runs), and `attacks` the panels of Figures 2 and 3
+    among FIGURE_BASES; otherwise the figures run the paper's design.
     `attack_flags` (tokens after `--`) go to every svrens-attack call, before the experiment's
     own flags (surrogates, base, ensemble, seed, a figure's swept M, beta or T), which win."""
     tables: tuple = TABLES
@@ -231,6 +232,10 @@ def build_plan(options):
     planner = _Planner(options)
     tables, figures = set(options.tables), set(options.figures)
     all_models = NORMAL + ADV_TRAINED
+    panels = [base for base in FIGURE_BASES if base in options.attacks]
+    if figures & {2, 3} and not panels:
+        raise ValueError(f'Figures 2 and 3 show {", ".join(FIGURE_BASES)}: --attacks '
+                         f'({",".join(options.attacks)}) has none of them')
     for seed in range(FIRST_SEED, FIRST_SEED + options.seeds):
         if 1 in tables:
             folders = []
@@ -249,12 +254,12 @@ def build_plan(options):
                                       f'all4/svre_{base}_m{m}/seed{seed}', NORMAL, base=base,
                                       seed=seed, **({'ensemble': 'ens'} if m == 0 else
                                                     {'ensemble': 'svre', 'm_svrg': m}))
-                       for base in FIGURE_BASES for m in FIGURE2_M]
+                       for base in panels for m in FIGURE2_M]
             planner.evaluate('fig2', seed, folders, ADV_TRAINED)
         if 3 in figures:
             folders = [planner.attack(f'all4/svre_{base}_beta{beta}/seed{seed}', NORMAL,
                                       base=base, ensemble='svre', beta=beta, seed=seed)
-                       for base in FIGURE_BASES for beta in FIGURE3_BETA]
+                       for base in panels for beta in FIGURE3_BETA]
             planner.evaluate('fig3', seed, folders, ADV_TRAINED)
         if 4 in figures:
             eps = attack_config(planner.user_flags).max_epsilon

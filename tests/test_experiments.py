@@ -122,3 +122,11 @@ def test_flag_tokens():
         ('a', '1'), ('b', '2'), ('c', None), ('d', 'x=y')]
     with pytest.raises(ValueError, match="'num_iter'"):
         experiments.parse_flag_tokens(['num_iter'])
+
+
+def test_attacks_choose_the_panels_of_figures_2_and_3(tmp_path):
+    steps = plan(tmp_path, '--figures', '2,3', '--attacks', 'mi_fgsm,tim')
+    assert {config(s).base for s in attacks(steps)} == {'mi_fgsm'}
+    assert len(attacks(steps)) == 9 + 9 - 1      # M = 16 is beta = alpha = 1.6
+    with pytest.raises(ValueError, match='--attacks \\(tim\\) has none of them'):
+        plan(tmp_path, '--figures', 3, '--attacks', 'tim')

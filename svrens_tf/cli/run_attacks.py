@@ -8,7 +8,8 @@
                      [--dry_run] [-- svrens-attack flags]
 
 With neither --tables nor --figures, everything runs. --attacks and --ensembles choose the rows
-of Tables 1-3 (and of Figure 1, drawn from Table 2's runs); Figures 2-4 run the paper's design:
+of Tables 1-3 (and of Figure 1, drawn from Table 2's runs), --attacks also the panels of Figures
+2 and 3 among I-FGSM, MI-FGSM and SI-TI-DIM; otherwise the figures run the paper's design:
 Figure 2 M = 0, 4, ..., 32 and Figure 3 beta = 0.1, 0.2, ..., 25.6, each for I-FGSM, MI-FGSM and
 SI-TI-DIM; Figure 4 MI-FGSM, Ens at T = 10, 20, ..., 90 and SVR-Ens (M = 16) at T = 1, ..., 10,
 alpha = eps / T. Seeds are 1000 (the authors'), 1001, ...; the report gives mean +- std over
@@ -68,7 +69,8 @@ def parser():
     p.add_argument('--figures', type=_numbers(experiments.FIGURES, 'figures'), default=(),
                    help='figures to run, e.g. 2,4')
     p.add_argument('--attacks', type=_names(experiments.TABLE_ATTACKS),
-                   default=experiments.TABLE_ATTACKS, help='base attacks of the tables\' rows')
+                   default=experiments.TABLE_ATTACKS,
+                   help='base attacks of the tables\' rows and Figures 2-3\' panels')
     p.add_argument('--ensembles', type=_names(experiments.ENSEMBLES),
                    default=experiments.ENSEMBLES, help='ens, svre or both (the tables\' rows)')
     p.add_argument('--seeds', type=_count, default=1, help='seeds 1000 ... 1000 + N - 1')
