@@ -26,7 +26,8 @@ class Loader:
 
 
 def test_names_are_the_contract():
-    assert defenses.NAMES == ('bit_red', 'jpeg', 'fd', 'rp', 'nips_r3', 'rs', 'comdefend', 'hgd')
+    assert defenses.NAMES == ('bit_red', 'jpeg', 'fd', 'rp', 'nips_r3', 'rs', 'comdefend', 'nrp',
+                              'hgd')
 
 
 @pytest.mark.parametrize('name, options, zoo_name', [
@@ -34,7 +35,7 @@ def test_names_are_the_contract():
     ('jpeg', {'quality': 75}, 'ens3_adv_inc_v3'),
     ('fd', {}, 'ens3_adv_inc_v3'),
     ('rp', {'passes': 2}, 'ens_adv_incres_v2'),
-    ('rs', {'n': 12}, 'ens3_adv_inc_v3'),
+    ('rs', {'n': 12, 'classifier': 'ens3_adv_inc_v3'}, 'ens3_adv_inc_v3'),
 ])
 def test_build_loads_the_default_classifier_and_answers_labels(name, options, zoo_name):
     loader = Loader({zoo_name: one_hot_model(321, 10.0)})

@@ -1,10 +1,13 @@
-"""Randomized smoothing: Cohen et al.'s PREDICT on base classifiers whose noisy behaviour is known."""
+"""Randomized smoothing: Cohen et al.'s PREDICT on base classifiers whose noisy behaviour is known,
+and their ResNet-50 against the original PyTorch module (../shared/torch_reference)."""
 import numpy as np
 import pytest
 import scipy.stats
 import tensorflow as tf
 
-from svrens_tf.defenses import rs
+import torch_reference
+from svrens_tf.defenses import cohen_resnet50, rs
+from svrens_tf.models.checkpoint import CheckpointError
 
 
 def threshold_classifier(x):
@@ -70,3 +73,42 @@ def test_a_noise_blind_classifier_is_never_abstained_on_and_seeds_repeat():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match='alpha'):
         rs.RandomizedSmoothing(alpha=0.0, classifier=constant_classifier)
+
+
+@pytest.fixture(scope='module')
+def cohen_dir(shared_dir, tmp_path_factory):
+    return torch_reference.install(tmp_path_factory.mktemp('weights'), 'rs', rs.COHEN)
+
+
+def test_cohen_resnet50_matches_the_pytorch_reference(shared_dir):
+    ref = torch_reference.reference('cohen_resnet50')
+    compare = torch_reference.compare()
+    crops = cohen_resnet50.preprocess(torch_reference.reference_images('cohen_resnet50'))
+    model = cohen_resnet50.CohenResNet50(torch_reference.state_dict(rs.COHEN))
+    x = ref['x_u8'].astype(np.float32) / np.float32(255)
+    assert compare.check_input(ref, x.transpose(0, 3, 1, 2))
+    report = compare.compare(ref, {'x_u8': crops, 'logits': model(x).numpy()})
+    assert report['ok'], report
+
+
+def test_cohen_resnet50_refuses_a_state_dict_it_does_not_use_fully(shared_dir):
+    arrays = dict(torch_reference.state_dict(rs.COHEN))
+    arrays['1.module.extra.weight'] = arrays['1.module.fc.bias']
+    with pytest.raises(ValueError, match='1.module.extra.weight'):
+        cohen_resnet50.CohenResNet50(arrays)
+    del arrays['1.module.extra.weight'], arrays['1.module.layer2.0.bn2.running_var']
+    with pytest.raises(KeyError, match='layer2.0.bn2.running_var'):
+        cohen_resnet50.CohenResNet50(arrays)
+
+
+def test_default_base_classifier_is_cohens_with_their_preprocessing(cohen_dir):
+    """sigma 0: every noisy copy is the clean crop, so the label is the reference's argmax + 1."""
+    ref = torch_reference.reference('cohen_resnet50')
+    defense = rs.RandomizedSmoothing(sigma=0.0, n=11, batch_size=11, checkpoint_dir=cohen_dir)
+    labels = defense(torch_reference.reference_images('cohen_resnet50'))
+    np.testing.assert_array_equal(labels, ref['logits'].argmax(1) + 1)
+
+
+def test_missing_cohen_weights_name_the_install_command(tmp_path):
+    with pytest.raises(CheckpointError, match='cohen_resnet50'):
+        rs.RandomizedSmoothing(checkpoint_dir=tmp_path)

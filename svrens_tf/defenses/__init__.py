@@ -8,12 +8,16 @@
 Defaults are the settings the authors' group ran (ALGORITHM.md, "Defenses of Table 3");
 options name the alternatives. Every defense takes `load_model(zoo_name, checkpoint_dir)`
 (default `svrens_tf.models.load`) and single-classifier ones a `classifier` (zoo name or
-callable). NRP and other programs plug in through `defenses.external`.
+callable). NRP, RS (Cohen et al.'s ResNet-50), HGD and ComDefend load converted weights;
+`missing_weights` says, before anything is built, which are absent and how to install them.
+Other programs plug in through `defenses.external`.
 """
 import ast
 import inspect
 
-from svrens_tf.defenses import bit_red, comdefend, external, fd, hgd, jpeg, nips_r3, rp, rs
+from svrens_tf.defenses import (base, bit_red, comdefend, external, fd, hgd, jpeg, nips_r3, nrp,
+                                rp, rs)
+from svrens_tf.weights import store
 
 REGISTRY = {
     'bit_red': bit_red.BitReduction,
@@ -23,6 +27,7 @@ REGISTRY = {
     'nips_r3': nips_r3.NipsR3,
     'rs': rs.RandomizedSmoothing,
     'comdefend': comdefend.ComDefend,
+    'nrp': nrp.NeuralRepresentationPurifier,
     'hgd': hgd.Hgd,
 }
 NAMES = tuple(REGISTRY)
@@ -56,13 +61,38 @@ def parse_options(specs, names):
     return parsed
 
 
-def build(name, checkpoint_dir=None, seed=0, **kwargs):
-    """The defense `name`, its classifiers loaded from `checkpoint_dir`, randomness from `seed`."""
+def settings(name, **kwargs):
+    """The options of defense `name` with `kwargs` over the defaults (unknown ones refused)."""
     accepted = options(name)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise ValueError(f'defense {name!r} has no option {", ".join(unknown)}; '
                          f'it takes {", ".join(accepted) or "none"}')
+    return {**accepted, **kwargs}
+
+
+def missing_weights(name, checkpoint_dir=None, **kwargs):
+    """None when the converted weights `build(name, checkpoint_dir, **kwargs)` loads are
+    installed, else one line naming what is absent and the command that installs it (cheap:
+    no file is read; call it before any work starts)."""
+    chosen = settings(name, **kwargs)
+    for defense, model in REGISTRY[name].stored_weights(chosen):
+        problem = store.missing(
+            base.weights_folder(defense, chosen.get('weights'), checkpoint_dir), model)
+        if problem:
+            return (f'{name}: {problem}; install with: '
+                    f'{base.install_command(defense, checkpoint_dir)}')
+    return None
+
+
+def zoo_models(name, **kwargs):
+    """The zoo checkpoints `build(name, **kwargs)` loads (for prerequisite checks)."""
+    return REGISTRY[name].zoo_models(settings(name, **kwargs))
+
+
+def build(name, checkpoint_dir=None, seed=0, **kwargs):
+    """The defense `name`, its classifiers loaded from `checkpoint_dir`, randomness from `seed`."""
+    settings(name, **kwargs)
     cls = REGISTRY[name]
     if 'seed' in inspect.signature(cls).parameters:
         kwargs['seed'] = seed

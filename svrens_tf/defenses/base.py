@@ -5,10 +5,13 @@ models (loaded with `svrens_tf.models.load`) or any TF-traceable callable on flo
 [-1,1] returning logits, a `(logits, aux_logits)` pair, or an object with `.logits` /
 `.aux_logits`; 1001 outputs (slim, index 0 = background) and 1000 outputs are both understood.
 """
+import pathlib
+
 import numpy as np
 import tensorflow as tf
 
 from svrens_tf.outputs import split_outputs
+from svrens_tf.weights import store
 
 IMAGE_SHAPE = (299, 299, 3)
 
@@ -49,6 +52,30 @@ def labels_from_scores(scores):
     return np.argmax(class_scores(np.asarray(scores)), axis=-1).astype(np.int64) + 1
 
 
+def weights_folder(defense, weights=None, checkpoint_dir=None):
+    """Where `defense` keeps converted weights: `weights` if given, else
+    `<checkpoint_dir>/<defense>` (the default checkpoint folder when None)."""
+    if weights is not None:
+        return pathlib.Path(weights)
+    if checkpoint_dir is None:
+        from svrens_tf.models import download
+        checkpoint_dir = download.default_checkpoint_dir()
+    return pathlib.Path(checkpoint_dir) / defense
+
+
+def install_command(defense, checkpoint_dir=None):
+    """The command that fetches and converts `defense`'s released weights."""
+    where = f' --checkpoint_dir {checkpoint_dir}' if checkpoint_dir is not None else ''
+    return f'svrens-download --defense {defense}{where}'
+
+
+def load_weights(defense, model, weights=None, checkpoint_dir=None):
+    """name -> ndarray of `model`'s converted weights (svrens_tf/weights/store.py), checked;
+    a missing one is a CheckpointError ending with the command that installs it."""
+    return store.load(weights_folder(defense, weights, checkpoint_dir), model,
+                      install_command(defense, checkpoint_dir))
+
+
 def load_zoo_model(zoo_name, checkpoint_dir):
     """Default classifier loader: the released slim checkpoint of `zoo_name`."""
     from svrens_tf import models
@@ -77,9 +104,23 @@ class Classifier:
 
 
 class Defense:
-    """Base: subclasses set `name` and implement `predict(images_uint8) -> labels`."""
+    """Base: subclasses set `name` and implement `predict(images_uint8) -> labels`.
+
+    `stored_weights(settings)` lists the converted weights (defense folder, model) that a
+    defense built with `settings` (its options, defaults filled in) loads; `zoo_models` the zoo
+    checkpoints. Both are known before anything is built, so missing files are reported first.
+    """
 
     name = None
+
+    @classmethod
+    def stored_weights(cls, settings):
+        return []
+
+    @classmethod
+    def zoo_models(cls, settings):
+        classifier = settings.get('classifier')
+        return [classifier] if isinstance(classifier, str) else []
 
     def __init__(self, classifiers):
         self.classifiers = tuple(classifiers)

@@ -94,6 +94,10 @@ def member_inputs(image_uint8, rng):
 class NipsR3(base.Defense):
     name = 'nips_r3'
 
+    @classmethod
+    def zoo_models(cls, settings):
+        return [INCRES, INC, VGG, RES]
+
     def __init__(self, seed=0, checkpoint_dir=None, load_model=base.load_zoo_model):
         super().__init__((INCRES, INC, VGG, RES))
         self.members = {name: base.Classifier(load_model(name, checkpoint_dir))

@@ -75,18 +75,19 @@ def save(arrays, folder, model, source):
 def missing(folder, model):
     """None when `<folder>/<model>` is installed (manifest and npz present), else what is missing."""
     if not manifest_path(folder, model).is_file():
-        return f'no converted weights {manifest_path(folder, model)}'
+        return f'no converted weights of {model} in {folder} ({manifest_path(folder, model).name})'
     if not npz_path(folder, model).is_file():
         return f'{npz_path(folder, model)} is missing'
     return None
 
 
-def load(folder, model):
+def load(folder, model, install=None):
     """name -> ndarray of an installed model, after checking the npz against its manifest.
-    CheckpointError naming the file for a missing, changed, truncated or non-finite file."""
+    CheckpointError naming the file for a missing, changed, truncated or non-finite file;
+    `install` (the command that installs it) ends the message of a missing one."""
     problem = missing(folder, model)
     if problem:
-        raise CheckpointError(problem)
+        raise CheckpointError(problem + (f'; install with: {install}' if install else ''))
     path = npz_path(folder, model)
     try:
         manifest = json.loads(manifest_path(folder, model).read_text())
