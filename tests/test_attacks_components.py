@@ -102,7 +102,7 @@ def test_si_gradient_is_the_weighted_sum_of_copy_gradients(aggregate, scale):
     x = np.random.RandomState(4).uniform(-1, 1, (2, 6, 6, 3)).astype(np.float32)
     labels = tf.constant([1, 3])
     cfg = attacks.AttackConfig(base='mi_fgsm', si_copies=5, si_aggregate=aggregate)
-    oracle = GradientOracle([model], cfg, 6)
+    oracle = GradientOracle([model], cfg, 6, cfg.settings())
     got = oracle.single(tf.constant(0), tf.constant(x), tf.constant(x), labels,
                         tf.constant([0, 0])).numpy()
     # The 5B-image batch mean gives each copy's B-image mean CE a weight of 1/5.
@@ -200,3 +200,21 @@ def test_presets_fill_only_unset_fields():
                 dict(outer_grad='sometimes'), dict(di_prob=2.0)):
         with pytest.raises(ValueError):
             attacks.AttackConfig(**bad)
+
+
+def test_presets_may_set_any_field_and_unknown_keys_fail(monkeypatch):
+    monkeypatch.setitem(attacks.PRESETS, 'long_mi', dict(num_iter=20, max_epsilon=8.0,
+                                                         fusion='loss', m_svrg=3))
+    cfg = attacks.AttackConfig(base='long_mi')
+    assert (cfg.num_iter, cfg.max_epsilon, cfg.fusion, cfg.m_svrg) == (20, 8.0, 'loss', 3)
+    assert cfg.alpha == pytest.approx(0.4) and cfg.momentum == 1.0 and cfg.ti_kernel_size == 0
+    assert attacks.AttackConfig(base='long_mi', num_iter=5).num_iter == 5
+    monkeypatch.setitem(attacks.PRESETS, 'typo', dict(momentun=0.5))
+    with pytest.raises(ValueError, match="'typo' sets unknown fields \\['momentun'\\]"):
+        attacks.AttackConfig(base='typo')
+
+
+def test_stage_names_are_checked():
+    for kind in ('gradient', 'post_process', 'update'):
+        with pytest.raises(ValueError, match=f"{kind}='nope'; choose from"):
+            attacks.AttackConfig(**{kind: 'nope'})

@@ -244,3 +244,27 @@ def test_tensor_io_and_no_retrace_on_the_next_batch(linear_models, batch):
     attacks.generate([counted, linear_models[1]], -x, y, cfg)
     assert len(traces) == traced
 
+
+
+def _regressions(seed):
+    """Fresh callables over the same fixed weights: a new trace each time they are built."""
+    rng = np.random.RandomState(seed)
+    weights = [tf.constant(rng.randn(SIZE * SIZE * 3, CLASSES).astype(np.float32) * 0.05)
+               for _ in range(2)]
+    return [lambda x, w=w: tf.reshape(x, [tf.shape(x)[0], -1]) @ w for w in weights]
+
+
+def test_a_sweep_shares_one_trace_and_matches_fresh_traces(batch):
+    """Configs that differ in M, T, eps, beta, momentum or seed run on one trace (each model's
+    graph traced once), with the results of a trace of their own."""
+    x, y = batch
+    shared = _regressions(3)
+    sweep = [dict(m_svrg=2), dict(m_svrg=5, num_iter=3), dict(max_epsilon=4.0, beta=1.0),
+             dict(momentum=0.5, seed=3, alpha=2.0)]
+    results = [attacks.generate(shared, x, y, attacks.AttackConfig(base='mi_fgsm', **fields))
+               for fields in sweep]
+    assert [attacks.trace_count(s) for s in shared] == [2, 2]  # ensemble pass + inner switch
+    for fields, result in zip(sweep, results):
+        fresh = attacks.generate(_regressions(3), x, y,
+                                 attacks.AttackConfig(base='mi_fgsm', **fields))
+        np.testing.assert_array_equal(result, fresh)

@@ -1,14 +1,17 @@
 """AttackConfig: every knob of the base attacks and of SVR-Ens, and the paper's presets.
 
-A preset (`base`) only fills in component fields the caller left unset, so
-`AttackConfig(base='ti_dim', di_prob=0.7)` is TI-DIM with a different DI probability.
+A preset (`base`) fills in the fields the caller left unset (any field; a key that is not a
+field is an error), so `AttackConfig(base='ti_dim', di_prob=0.7)` is TI-DIM with a different DI
+probability.
 Units follow the authors' flags: `max_epsilon`, `alpha` and `beta` are in pixel units (of 255);
 the attack works in [-1, 1] where a pixel unit is 2/255 (see `eps`, `step`, `inner_step`).
 """
 import dataclasses
 from typing import Optional
 
-# Component settings of each base attack of the paper (ALGORITHM.md, "Base attacks").
+from svrens_tf.attacks import stages
+
+# Settings of each base attack of the paper (docs/algorithm.md, "Base attacks").
 # m_svrg is the authors' script default: 16 for I/MI-FGSM, 32 for the TI/DI/SI/Admix scripts.
 PRESETS = {
     'i_fgsm': dict(momentum=0.0, m_svrg=16),
@@ -22,9 +25,19 @@ PRESETS = {
                          si_aggregate='mean', admix_copies=3, m_svrg=32),
 }
 
-# Value of a component field when neither the caller nor the preset sets it (= component off).
-COMPONENT_OFF = dict(momentum=1.0, nesterov=False, ti_kernel_size=0, di_prob=0.0, si_copies=1,
-                     si_aggregate='sum', admix_copies=0, m_svrg=16)
+# Value of a field that neither the caller nor the preset sets.  None for alpha (max_epsilon /
+# num_iter), beta (alpha) and di_pad_size (the authors' 331 scaled to the input size).
+DEFAULTS = dict(ensemble='svre', fusion='logits', aux_weight=0.4, max_epsilon=16.0, num_iter=10,
+                alpha=None, momentum=1.0, nesterov=False, ti_kernel_size=0, ti_nsig=3.0,
+                di_prob=0.0, di_pad_size=None, di_per_image=False, si_copies=1,
+                si_aggregate='sum', admix_copies=0, admix_portion=0.2, m_svrg=16, beta=None,
+                inner_momentum=1.0, outer_grad='auto', targeted=False, seed=1000,
+                gradient='direct', post_process='ti', update='momentum')
+
+# Fields that enter the traced attack as runtime tensors (`AttackConfig.settings`): configs
+# that differ only in these share one trace (loop.py).
+RUNTIME_FIELDS = ('max_epsilon', 'num_iter', 'alpha', 'momentum', 'di_prob', 'admix_portion',
+                  'm_svrg', 'beta', 'inner_momentum', 'aux_weight', 'seed')
 
 ENSEMBLES = ('ens', 'svre')
 FUSIONS = ('logits', 'predictions', 'loss')
@@ -35,7 +48,7 @@ OUTER_GRADS = ('auto', 'recompute', 'cache', 'shared')
 class AttackConfig:
     """One attack: a base preset, its components, the ensemble strategy and SVR-Ens settings.
 
-    Fields left as None take the preset's value (or the component's "off" value).
+    A field left as None takes the preset's value, else its value in DEFAULTS.
     base: preset name, a key of PRESETS.
     ensemble: 'ens' (gradient of the fused ensemble loss) or 'svre' (SVR-Ens estimator).
     fusion: ensemble loss, 'logits' (authors' code), 'predictions' or 'loss' (paper Eq. 1-3).
@@ -63,39 +76,48 @@ class AttackConfig:
         authors'.  'auto': cache when the transforms are deterministic, else recompute.
     targeted: labels are targets; the attack descends on their loss.
     seed: seeds every random draw (model choice and transforms), with the batch content.
+    gradient, post_process, update: the stage modules of the outer step, names of modules of
+        svrens_tf/attacks/stages (see its __init__): gradient transform, direction
+        post-processing and update rule.
     """
     base: str = 'mi_fgsm'
-    ensemble: str = 'svre'
-    fusion: str = 'logits'
-    aux_weight: float = 0.4
-    max_epsilon: float = 16.0
-    num_iter: int = 10
+    ensemble: Optional[str] = None
+    fusion: Optional[str] = None
+    aux_weight: Optional[float] = None
+    max_epsilon: Optional[float] = None
+    num_iter: Optional[int] = None
     alpha: Optional[float] = None
     momentum: Optional[float] = None
     nesterov: Optional[bool] = None
     ti_kernel_size: Optional[int] = None
-    ti_nsig: float = 3.0
+    ti_nsig: Optional[float] = None
     di_prob: Optional[float] = None
     di_pad_size: Optional[int] = None
-    di_per_image: bool = False
+    di_per_image: Optional[bool] = None
     si_copies: Optional[int] = None
     si_aggregate: Optional[str] = None
     admix_copies: Optional[int] = None
-    admix_portion: float = 0.2
+    admix_portion: Optional[float] = None
     m_svrg: Optional[int] = None
     beta: Optional[float] = None
-    inner_momentum: float = 1.0
-    outer_grad: str = 'auto'
-    targeted: bool = False
-    seed: int = 1000
+    inner_momentum: Optional[float] = None
+    outer_grad: Optional[str] = None
+    targeted: Optional[bool] = None
+    seed: Optional[int] = None
+    gradient: Optional[str] = None
+    post_process: Optional[str] = None
+    update: Optional[str] = None
 
     def __post_init__(self):
         if self.base not in PRESETS:
             raise ValueError(f'unknown base {self.base!r}; presets: {sorted(PRESETS)}')
         preset = PRESETS[self.base]
-        for name, off in COMPONENT_OFF.items():
+        unknown = sorted(set(preset) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f'preset {self.base!r} sets unknown fields {unknown}')
+        for name, default in DEFAULTS.items():
             if getattr(self, name) is None:
-                object.__setattr__(self, name, preset.get(name, off))
+                object.__setattr__(self, name, preset.get(name, default))
         if self.alpha is None:
             object.__setattr__(self, 'alpha', self.max_epsilon / self.num_iter)
         if self.beta is None:
@@ -117,6 +139,8 @@ class AttackConfig:
             raise ValueError('ti_kernel_size must be 0 (off) or odd')
         if not 0.0 <= self.di_prob <= 1.0:
             raise ValueError('di_prob must lie in [0, 1]')
+        for kind in stages.KINDS:
+            stages.load(kind, getattr(self, kind))
 
     @property
     def eps(self):
@@ -142,3 +166,19 @@ class AttackConfig:
     def inner_steps(self):
         """Inner iterations actually run: M for svre, 0 for ens."""
         return self.m_svrg if self.ensemble == 'svre' else 0
+
+    def settings(self):
+        """The runtime values of the traced attack: the budget and steps in [-1, 1] units,
+        the inner iterations run, and every other numeric field of RUNTIME_FIELDS as is."""
+        derived = dict(eps=self.eps, step=self.step, inner_step=self.inner_step,
+                       inner_steps=self.inner_steps)
+        raw = {name: getattr(self, name) for name in RUNTIME_FIELDS
+               if name not in ('max_epsilon', 'alpha', 'beta', 'm_svrg', 'seed')}
+        return {**derived, **raw}
+
+    def trace_key(self):
+        """What the traced attack depends on besides `settings`: the non-runtime fields and
+        which components the runtime values switch on (svre inner loop, DI)."""
+        fixed = tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self)
+                      if f.name not in RUNTIME_FIELDS and f.name != 'base')
+        return fixed + (('inner_loop', self.inner_steps > 0), ('di', self.di_prob > 0))

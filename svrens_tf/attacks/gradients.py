@@ -7,16 +7,18 @@ call site traces each surrogate once, whatever the number of inner steps.
 """
 import tensorflow as tf
 
-from svrens_tf.attacks import losses, randomness, transforms
+from svrens_tf.attacks import losses, randomness, tracing, transforms
 from svrens_tf.outputs import split_outputs
 
 
 class GradientOracle:
-    """Gradients for `surrogates` under `cfg` on square images of side `image_size`."""
+    """Gradients for `surrogates` on square images of side `image_size`: `cfg` decides which
+    transforms run, `settings` (AttackConfig.settings, numbers or tensors) their values."""
 
-    def __init__(self, surrogates, cfg, image_size):
+    def __init__(self, surrogates, cfg, image_size, settings):
         self.surrogates = list(surrogates)
         self.cfg = cfg
+        self.settings = settings
         self.pad_size = cfg.di_pad_size or transforms.default_pad_size(image_size)
 
     @property
@@ -28,7 +30,7 @@ class GradientOracle:
         cfg = self.cfg
         if cfg.admix_copies:
             x = transforms.admix(x, clean, randomness.derive(key, 0), cfg.admix_copies,
-                                 cfg.admix_portion)
+                                 self.settings['admix_portion'])
         if cfg.si_copies > 1:
             x = transforms.scale_copies(x, cfg.si_copies)
         return x, tf.tile(labels, [max(cfg.admix_copies, 1) * cfg.si_copies])
@@ -37,8 +39,10 @@ class GradientOracle:
         """(logits, aux) of surrogate k on its own DI draw of x."""
         cfg = self.cfg
         if cfg.di_prob > 0:
-            x = transforms.diverse_input(x, randomness.derive(key, 1 + k), cfg.di_prob,
+            x = transforms.diverse_input(x, randomness.derive(key, 1 + k),
+                                         self.settings['di_prob'],
                                          self.pad_size, cfg.di_per_image)
+        tracing.count(self.surrogates[k])
         return split_outputs(self.surrogates[k](x))
 
     def _aggregate(self, grad):
@@ -51,13 +55,14 @@ class GradientOracle:
         With `with_members`, also the K gradients of the J_k, stacked, from the same forward
         passes and transform draws (K more backward passes): the cached anchor gradients.
         """
-        cfg = self.cfg
+        cfg, aux_weight = self.cfg, self.settings['aux_weight']
         with tf.GradientTape(persistent=with_members) as tape:
             tape.watch(x)
             batch, tiled = self._expand(x, clean, labels, key)
             outputs = [self._outputs(k, batch, key) for k in range(self.num_models)]
-            loss = losses.ensemble_loss(outputs, tiled, cfg.fusion, cfg.aux_weight, cfg.targeted)
-            members = [losses.single_model_loss(out, tiled, cfg.aux_weight, cfg.targeted)
+            loss = losses.ensemble_loss(outputs, tiled, cfg.fusion, aux_weight,
+                                        cfg.targeted)
+            members = [losses.single_model_loss(out, tiled, aux_weight, cfg.targeted)
                        for out in outputs] if with_members else []
         grad = self._aggregate(tape.gradient(loss, x))
         if not with_members:
@@ -70,8 +75,8 @@ class GradientOracle:
         with tf.GradientTape() as tape:
             tape.watch(x)
             batch, tiled = self._expand(x, clean, labels, key)
-            loss = losses.single_model_loss(self._outputs(k, batch, key), tiled, cfg.aux_weight,
-                                            cfg.targeted)
+            loss = losses.single_model_loss(self._outputs(k, batch, key), tiled,
+                                            self.settings['aux_weight'], cfg.targeted)
         return self._aggregate(tape.gradient(loss, x))
 
     def single(self, index, x, clean, labels, key):

@@ -1,20 +1,23 @@
 """The attack loop: a whole batch attack (outer and inner loops) in one traced tf.function.
 
-Outer step t, for every base attack and both strategies:
-    x_q = x_t + alpha * mu * G  (NI look-ahead) or x_t
-    d   = grad of the ensemble loss at x_q (ens) or the SVR-Ens direction around x_q (svre)
-    d   = TI(d) (TI variants);  G = mu * G + norm(d);  x_{t+1} = clip(x_t + alpha * sign(G))
-With mu = 0 this is I-FGSM (sign(norm(d)) = sign(d)); with svre and mu = 0 it is the authors'
-SVRE-I-FGSM outer step x_t + alpha * sign(G_in).  The traced function is cached per
-(surrogates, config), so the next batch of the same shape runs without retracing.
+Outer step t runs the stages named by the config (stages/__init__.py): the gradient
+transform asks the ensemble strategy for directions (the ensemble gradient for ens, the
+SVR-Ens direction of svre.py for svre), the direction is post-processed (TI) and the update
+rule moves x_t inside the eps-box.  The paper's base attacks are the stages 'direct' (NI
+look-ahead with nesterov), 'ti' and 'momentum' (MI-FGSM; I-FGSM with mu = 0).
+
+The traced function takes the numeric settings (AttackConfig.settings) as tensors and is
+cached per (surrogates, AttackConfig.trace_key, image shape), so a sweep over eps, steps, T,
+M, momentum or seed, and every batch size, reuse one trace.
 """
 import collections
 
 import numpy as np
 import tensorflow as tf
 
-from svrens_tf.attacks import randomness, smoothing, svre, updates
+from svrens_tf.attacks import randomness, stages, svre
 from svrens_tf.attacks.gradients import GradientOracle
+from svrens_tf.attacks.updates import eps_box
 
 AttackResult = collections.namedtuple('AttackResult', ['x_adv', 'gradient_passes'])
 
@@ -22,50 +25,71 @@ _TRACED = {}
 _TRACED_LIMIT = 8
 
 
-def _attack_function(surrogates, cfg, image_size):
-    """tf.function(x0, labels, model_indices, key) -> (x_adv, gradient passes)."""
-    oracle = GradientOracle(surrogates, cfg, image_size)
-    kernel = (smoothing.gaussian_kernel(cfg.ti_kernel_size, cfg.ti_nsig)
-              if cfg.ti_kernel_size else None)
+def _attack_function(surrogates, cfg, image_shape, settings):
+    """tf.function(x0, labels, model_indices, key, settings) -> (x_adv, gradient passes);
+    `cfg` decides the structure only, `settings` are example values for the signature."""
+    modules = [stages.load(kind, getattr(cfg, kind)) for kind in stages.KINDS]
+    gradient_stage, post_stage, update_stage = modules
+    inner_loop = cfg.inner_steps > 0
+    cached = inner_loop and cfg.outer_grad == 'cache'
 
-    def outer_step(t, x, velocity, passes, x0, labels, model_indices, key, box):
-        step_key = randomness.derive(key, t)
-        x_query = (updates.look_ahead(x, velocity, cfg.step, cfg.momentum)
-                   if cfg.nesterov else x)
-        ensemble_key = randomness.derive(step_key, randomness.ENSEMBLE)
-        cached = bool(cfg.inner_steps) and cfg.outer_grad == 'cache'
-        gradients = oracle.ensemble(x_query, x0, labels, ensemble_key, with_members=cached)
-        direction, anchor_grads = gradients if cached else (gradients, None)
-        passes += oracle.num_models * (2 if cached else 1)
-        if cfg.inner_steps:
-            direction, inner_passes = svre.svre_direction(
-                oracle, x_query, x0, labels, direction, anchor_grads, model_indices[t],
-                step_key, box, kernel)
-            passes += inner_passes
-        if kernel is not None:
-            direction = smoothing.smooth(direction, kernel)
-        velocity = updates.accumulate(velocity, updates.normalize(direction), cfg.momentum)
-        return t + 1, updates.sign_step(x, velocity, cfg.step, box), velocity, passes
+    def post_process(d):
+        return post_stage.post_process(d, cfg)
 
-    @tf.function
-    def attack(x0, labels, model_indices, key):
-        box = updates.eps_box(x0, cfg.eps)
+    def attack(x0, labels, model_indices, key, settings):
+        oracle = GradientOracle(surrogates, cfg, image_shape[0], settings)
+        box = eps_box(x0, settings['eps'])
+
+        def outer_step(t, x, state, passes):
+            step_key = randomness.derive(key, t)
+
+            def direction(x_query, draw_key=None):
+                """(d, passes): the strategy's direction at x_query (stages/__init__.py)."""
+                own_key = step_key if draw_key is None else draw_key
+                gradients = oracle.ensemble(
+                    x_query, x0, labels, randomness.derive(own_key, randomness.ENSEMBLE),
+                    with_members=cached)
+                g_ens, anchor_grads = gradients if cached else (gradients, None)
+                spent = tf.constant(oracle.num_models * (2 if cached else 1))
+                if not inner_loop:
+                    return g_ens, spent
+                step_models = (model_indices[t] if draw_key is None else
+                               randomness.model_schedule(draw_key, 1, settings['inner_steps'],
+                                                         oracle.num_models)[0])
+                d, inner_passes = svre.svre_direction(
+                    oracle, x_query, x0, labels, g_ens, anchor_grads, step_models, own_key,
+                    box, post_process)
+                return d, spent + inner_passes
+
+            d, state, spent = gradient_stage.gradient(
+                direction, x, state, settings, cfg, randomness.derive(step_key, randomness.STAGE))
+            x, state = update_stage.update(x, post_process(d), state, settings, box, cfg)
+            return t + 1, x, state, passes + spent
+
         _, x_adv, _, passes = tf.while_loop(
-            lambda t, *_: t < cfg.num_iter,
-            lambda *state: outer_step(*state, x0, labels, model_indices, key, box),
-            (tf.constant(0), x0, tf.zeros_like(x0), tf.constant(0)))
+            lambda t, *_: t < settings['num_iter'], outer_step,
+            (tf.constant(0), x0, stages.initial_state(modules, x0, cfg), tf.constant(0)))
         return x_adv, passes
 
-    return attack
+    signature = [tf.TensorSpec([None, *image_shape], tf.float32),
+                 tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None], tf.int32),
+                 tf.TensorSpec([2], tf.int32),
+                 {name: tf.TensorSpec([], _dtype(value)) for name, value in settings.items()}]
+    return tf.function(attack, input_signature=signature)
 
 
-def _traced(surrogates, cfg, image_size):
-    """The cached attack function of (surrogates, cfg, image_size); holds the surrogates."""
-    cache_key = (tuple(id(s) for s in surrogates), cfg, image_size)
+def _dtype(value):
+    return tf.int32 if isinstance(value, (int, np.integer)) else tf.float32
+
+
+def _traced(surrogates, cfg, image_shape):
+    """The cached attack function of (surrogates, cfg.trace_key(), image_shape)."""
+    cache_key = (tuple(id(s) for s in surrogates), cfg.trace_key(), image_shape)
     if cache_key not in _TRACED:
         if len(_TRACED) >= _TRACED_LIMIT:
             _TRACED.pop(next(iter(_TRACED)))
-        _TRACED[cache_key] = (list(surrogates), _attack_function(surrogates, cfg, image_size))
+        _TRACED[cache_key] = (list(surrogates),
+                              _attack_function(surrogates, cfg, image_shape, cfg.settings()))
     return _TRACED[cache_key][1]
 
 
@@ -94,12 +118,13 @@ def attack(surrogates, x, y, cfg, model_indices=None):
         raise ValueError('at least one surrogate is needed')
     x_np = np.asarray(x, np.float32)
     y_np = np.asarray(y).astype(np.int32)
-    if x_np.ndim != 4 or y_np.shape != x_np.shape[:1]:
-        raise ValueError(f'x must be [B,H,W,C] and y [B]; got {x_np.shape} and {y_np.shape}')
+    if x_np.ndim != 4 or y_np.shape != x_np.shape[:1] or x_np.shape[1] != x_np.shape[2]:
+        raise ValueError(f'x must be [B,S,S,C] and y [B]; got {x_np.shape} and {y_np.shape}')
     key = randomness.batch_key(cfg.seed, x_np, y_np)
     indices = _schedule(model_indices, key, cfg, len(surrogates))
-    function = _traced(surrogates, cfg, x_np.shape[1])
-    x_adv, passes = function(tf.constant(x_np), tf.constant(y_np), indices, key)
+    function = _traced(surrogates, cfg, x_np.shape[1:])
+    settings = {name: tf.constant(value, _dtype(value)) for name, value in cfg.settings().items()}
+    x_adv, passes = function(tf.constant(x_np), tf.constant(y_np), indices, key, settings)
     return AttackResult(x_adv, int(passes))
 
 

@@ -8,8 +8,9 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-# Roles of the gradient evaluations within outer step t.
-ENSEMBLE, INNER, ANCHOR, SCHEDULE = range(4)
+# Roles of the draws within outer step t; STAGE keys the extra draws of a stage
+# (stages/__init__.py), e.g. one direction per variance-tuning neighbour.
+ENSEMBLE, INNER, ANCHOR, SCHEDULE, STAGE = range(5)
 
 
 def batch_key(seed, x, y):

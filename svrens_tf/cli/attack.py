@@ -52,7 +52,8 @@ def _define_config_flags():
     for field in dataclasses.fields(attacks.AttackConfig):
         kind = next(t for t in (typing.get_args(field.type) or (field.type,)) if t in definers)
         default = field.default
-        shown = 'the --base preset' if default is None else repr(default)
+        shown = (f"the --base preset's, else {attacks.DEFAULTS[field.name]!r}" if default is None
+                 else repr(default))
         help_text = f'AttackConfig.{field.name} (see svrens_tf.attacks.AttackConfig); ' \
                     f'default: {shown}.'
         if field.name == 'base':
