@@ -10,19 +10,18 @@ Input policy (checked for every image before anything is written):
 """
 import csv
 import dataclasses
-import os
 import pathlib
 import re
 import struct
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from svrens_tf import files
+
 IMAGE_SIZE = 299
 LABEL_FILES = ('dev_dataset.csv', 'val_rs.csv')
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-TEMP_SUFFIX = '.tmp'
 _IMAGE_ID = re.compile(r'^[A-Za-z0-9_-][A-Za-z0-9_.-]*$')
 _OTHER_IMAGE_EXTENSIONS = {'.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm'}
 _COLOR_TYPES = {0: 'grayscale', 2: 'RGB', 3: 'palette', 4: 'grayscale+alpha', 6: 'RGBA'}
@@ -271,29 +270,6 @@ def is_done(output_path, clean, max_epsilon):
         return False
 
 
-def write_atomic(path, payload):
-    """Write bytes (or str) to `path` via a hidden temporary file in the same folder + rename."""
-    path = pathlib.Path(path)
-    if isinstance(payload, str):
-        payload = payload.encode()
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        pathlib.Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def write_png(path, image):
     """Save a uint8 [299,299,3] image as PNG, atomically."""
-    write_atomic(path, tf.io.encode_png(image).numpy())
-
-
-def remove_stale_temporaries(folder):
-    """Delete temporary files a killed run left behind (hidden, ending in .tmp)."""
-    for temp in pathlib.Path(folder).glob(f'.*{TEMP_SUFFIX}'):
-        temp.unlink(missing_ok=True)
+    files.write_atomic(path, tf.io.encode_png(image).numpy())

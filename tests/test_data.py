@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from svrens_tf import data
+from svrens_tf import data, files
 
 IDS = ['0c7ac4a8c9dfa802', 'f43fbfe8a9ea876c']
 
@@ -190,7 +190,7 @@ def test_write_png_is_atomic(tmp_path, monkeypatch):
     def crash(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data.os, 'replace', crash)
+    monkeypatch.setattr(files.os, 'replace', crash)
     with pytest.raises(KeyboardInterrupt):
         data.write_png(tmp_path / 'a.png', image)
     assert list(tmp_path.iterdir()) == []
@@ -210,5 +210,5 @@ def test_is_done_checks_decoding_and_bound(tmp_path):
     path.write_bytes(path.read_bytes()[:200])
     assert not data.is_done(path, clean, 16)
     (tmp_path / '.a.png.x.tmp').write_bytes(b'partial')
-    data.remove_stale_temporaries(tmp_path)
+    files.remove_stale_temporaries(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ['a.png']

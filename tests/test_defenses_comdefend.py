@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from svrens_tf import files
 from svrens_tf.defenses import base, comdefend
 from svrens_tf.models import CheckpointError
 
@@ -139,7 +140,7 @@ def test_a_pickle_that_would_run_code_is_refused_even_with_a_matching_hash(tmp_p
     with zipfile.ZipFile(path, 'w') as archive:
         archive.writestr('w.npy', payload.getvalue())
     with pytest.raises(ValueError, match='refusing shutil.copy'):
-        comdefend.read_released(path, comdefend.file_sha256(path), comdefend.ENCODER_CHANNELS)
+        comdefend.read_released(path, files.sha256_file(path), comdefend.ENCODER_CHANNELS)
     assert not marker.exists()
 
 

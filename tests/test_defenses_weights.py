@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from svrens_tf import files
 from svrens_tf.models.checkpoint import CheckpointError
 from svrens_tf.weights import store
 
@@ -22,9 +23,9 @@ def test_round_trip_records_both_checksums(tmp_path, source, rng):
     path = store.save(arrays, folder, 'nrp', source)
     assert store.missing(folder, 'nrp') is None
     manifest = json.loads(store.manifest_path(folder, 'nrp').read_text())
-    assert manifest['sha256'] == store.file_sha256(path)
+    assert manifest['sha256'] == files.sha256_file(path)
     assert manifest['source'] == 'released.pth'
-    assert manifest['source_sha256'] == store.file_sha256(source)
+    assert manifest['source_sha256'] == files.sha256_file(source)
     got = store.load(folder, 'nrp')
     assert sorted(got) == sorted(arrays)
     for k in arrays:
@@ -52,7 +53,7 @@ def test_nan_is_refused_on_save_and_on_load(tmp_path, source):
     store.save({'ok': np.ones(3, np.float32)}, tmp_path, 'm', source)
     np.savez(store.npz_path(tmp_path, 'm'), **bad)   # replaced behind the manifest's back,
     manifest = json.loads(store.manifest_path(tmp_path, 'm').read_text())
-    manifest['sha256'] = store.file_sha256(store.npz_path(tmp_path, 'm'))   # and re-recorded
+    manifest['sha256'] = files.sha256_file(store.npz_path(tmp_path, 'm'))   # and re-recorded
     store.manifest_path(tmp_path, 'm').write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match='m.npz: variable layer.bias holds 1 NaN'):
         store.load(tmp_path, 'm')

@@ -15,8 +15,9 @@ import threading
 import numpy as np
 import pytest
 
-from svrens_tf import fetch, models, nips17_download
-from svrens_tf.models import download, zoo
+from svrens_tf import models
+from svrens_tf.downloads import checkpoints, fetch, nips17
+from svrens_tf.models import manifest, zoo
 from svrens_tf.models.checkpoint import CheckpointError
 from test_checkpoint_loading import Tiny, tiny_arrays, write_v1
 
@@ -115,7 +116,7 @@ def assert_nothing_installed(checkpoint_dir):
 def test_install_fetches_verifies_records_and_loads(tiny_zoo, server, tmp_path, monkeypatch):
     server.files['/' + ARCHIVE] = checkpoint_tarball(tiny_zoo, tmp_path)
     checkpoint_dir = tmp_path / 'checkpoints'
-    path = download.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
+    path = checkpoints.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
     assert path == str(checkpoint_dir / 'tiny_zoo' / 'tiny_2017' / 'tiny.ckpt')
     assert os.listdir(checkpoint_dir) == ['tiny_zoo']  # tarball and staging folder gone
     manifest = json.loads((checkpoint_dir / 'tiny_zoo' / 'manifest.json').read_text())
@@ -124,7 +125,7 @@ def test_install_fetches_verifies_records_and_loads(tiny_zoo, server, tmp_path, 
         data = (checkpoint_dir / 'tiny_zoo' / rel).read_bytes()
         assert record == {'bytes': len(data), 'sha256': hashlib.sha256(data).hexdigest()}
 
-    assert download.install('tiny_zoo', checkpoint_dir, base_url=server.url) == path
+    assert checkpoints.install('tiny_zoo', checkpoint_dir, base_url=server.url) == path
     assert len(server.requests) == 1  # a verified installation is kept
 
     monkeypatch.setenv('SVRENS_CHECKPOINT_DIR', str(checkpoint_dir))
@@ -140,7 +141,7 @@ def test_transfer_cut_mid_file_is_resumed_in_the_same_call(tiny_zoo, server, tmp
     server.files['/' + ARCHIVE] = body
     server.cuts['/' + ARCHIVE] = 2
     server.honour_range = honour_range
-    path = download.install('tiny_zoo', tmp_path / 'ck', base_url=server.url, progress=True)
+    path = checkpoints.install('tiny_zoo', tmp_path / 'ck', base_url=server.url, progress=True)
     assert os.path.isfile(path)
     ranges = [r for _, r in server.requests]
     assert len(ranges) == 3 and ranges[0] is None
@@ -157,14 +158,14 @@ def test_interrupted_run_leaves_only_a_part_file_and_the_next_run_resumes(
     checkpoint_dir = tmp_path / 'ck'
     monkeypatch.setattr(fetch, 'RETRIES', 0)
     with pytest.raises(fetch.FetchError, match='connection closed after'):
-        download.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
+        checkpoints.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
     assert os.listdir(checkpoint_dir) == [ARCHIVE + '.part']
     with pytest.raises(CheckpointError, match='no verified checkpoint of tiny_zoo'):
-        download.installed_checkpoint('tiny_zoo', checkpoint_dir)
+        manifest.installed_checkpoint('tiny_zoo', checkpoint_dir)
 
-    download.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
+    checkpoints.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
     assert server.requests[-1] == ('/' + ARCHIVE, f'bytes={len(body) // 2}-')
-    assert os.path.isfile(download.installed_checkpoint('tiny_zoo', checkpoint_dir))
+    assert os.path.isfile(manifest.installed_checkpoint('tiny_zoo', checkpoint_dir))
 
 
 @pytest.mark.parametrize('problem', ['not_gzip', 'truncated_gzip', 'no_checkpoint',
@@ -187,7 +188,7 @@ def test_bad_archive_is_rejected_and_nothing_is_installed(tiny_zoo, server, tmp_
     server.files['/' + ARCHIVE] = body
     checkpoint_dir = tmp_path / 'ck'
     with pytest.raises(CheckpointError, match=expected):
-        download.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
+        checkpoints.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
     assert_nothing_installed(checkpoint_dir)
     assert not (tmp_path / 'evil.txt').exists()
 
@@ -195,7 +196,7 @@ def test_bad_archive_is_rejected_and_nothing_is_installed(tiny_zoo, server, tmp_
 def test_changed_or_truncated_file_is_noticed_and_reinstalled(tiny_zoo, server, tmp_path):
     server.files['/' + ARCHIVE] = checkpoint_tarball(tiny_zoo, tmp_path)
     checkpoint_dir = tmp_path / 'ck'
-    path = download.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
+    path = checkpoints.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
     original = open(path, 'rb').read()
 
     changed = bytearray(original)
@@ -209,9 +210,9 @@ def test_changed_or_truncated_file_is_noticed_and_reinstalled(tiny_zoo, server, 
 
     open(path, 'wb').write(original[:-10])
     with pytest.raises(CheckpointError, match=f'{len(original) - 10} bytes, {len(original)} when'):
-        download.installed_checkpoint('tiny_zoo', checkpoint_dir)
+        manifest.installed_checkpoint('tiny_zoo', checkpoint_dir)
 
-    download.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
+    checkpoints.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
     assert len(server.requests) == 2
     assert open(path, 'rb').read() == original
 
@@ -220,9 +221,9 @@ def test_hand_placed_tarball_is_used_without_network(tiny_zoo, tmp_path):
     checkpoint_dir = tmp_path / 'ck'
     checkpoint_dir.mkdir()
     (checkpoint_dir / ARCHIVE).write_bytes(checkpoint_tarball(tiny_zoo, tmp_path))
-    path = download.install('tiny_zoo', checkpoint_dir, base_url='http://127.0.0.1:9/',
+    path = checkpoints.install('tiny_zoo', checkpoint_dir, base_url='http://127.0.0.1:9/',
                             progress=False)
-    assert path == download.installed_checkpoint('tiny_zoo', checkpoint_dir)
+    assert path == manifest.installed_checkpoint('tiny_zoo', checkpoint_dir)
 
 
 def closed_port_url():
@@ -272,7 +273,7 @@ def dev_set(tmp_path, monkeypatch, server):
     images = {f'{i:016x}.png': f'png {i}'.encode() for i in range(3)}
     sums = tmp_path / 'sums.txt'
     sums.write_text(''.join(f'{hashlib.sha256(d).hexdigest()}  {n}\n' for n, d in images.items()))
-    monkeypatch.setattr(nips17_download, 'SHA256SUMS', sums)
+    monkeypatch.setattr(nips17, 'SHA256SUMS', sums)
     for name, data in images.items():
         server.files['/dataset/images/' + name] = data
     server.files['/dataset/dev_dataset.csv'] = (
@@ -284,13 +285,13 @@ def dev_set(tmp_path, monkeypatch, server):
 def test_dataset_download_verifies_and_resumes(dev_set, server, tmp_path):
     images, base = dev_set
     out = tmp_path / 'nips17'
-    assert nips17_download.download_dataset(out, base, progress=False) == 4
+    assert nips17.download_dataset(out, base, progress=False) == 4
     assert sorted(os.listdir(out)) == sorted([*images, 'dev_dataset.csv'])
     for name, data in images.items():
         assert (out / name).read_bytes() == data
     count = len(server.requests)
     (out / next(iter(images))).unlink()
-    assert nips17_download.download_dataset(out, base, progress=True) == 1
+    assert nips17.download_dataset(out, base, progress=True) == 1
     assert len(server.requests) == count + 1
 
 
@@ -301,7 +302,7 @@ def test_dataset_image_with_wrong_checksum_is_rejected(dev_set, server, tmp_path
     out = tmp_path / 'nips17'
     with pytest.raises(fetch.FetchError, match=rf'1 of 3 images not fetched, first: .*{bad}: '
                                                'sha256 .* differs'):
-        nips17_download.download_dataset(out, base, progress=False)
+        nips17.download_dataset(out, base, progress=False)
     assert sorted(os.listdir(out)) == sorted({*images, 'dev_dataset.csv'} - {bad})
 
 
@@ -311,11 +312,11 @@ def test_dataset_csv_not_listing_the_images_is_rejected(dev_set, server, tmp_pat
     out = tmp_path / 'nips17'
     with pytest.raises(fetch.FetchError, match='dev_dataset.csv: rejected, .* lists 1 images, '
                                                '0 of the 3'):
-        nips17_download.download_dataset(out, base, progress=False)
+        nips17.download_dataset(out, base, progress=False)
     assert not [n for n in os.listdir(out) if 'csv' in n]
 
 
 def test_packaged_checksums_are_the_reference_list(shared_dir):
-    packaged = nips17_download.image_checksums()
-    assert packaged == nips17_download.image_checksums(shared_dir / 'nips17' / 'SHA256SUMS')
+    packaged = nips17.image_checksums()
+    assert packaged == nips17.image_checksums(shared_dir / 'nips17' / 'SHA256SUMS')
     assert len(packaged) == 1000

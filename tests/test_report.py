@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from svrens_tf import evaluate, report
+from svrens_tf import evaluate, report, tables
 
 MODELS = ['inc_v3', 'inc_v4', 'incres_v2', 'res_v2_101']
 
@@ -94,9 +94,9 @@ def test_evaluation_markdown_and_csv():
                   'folders': {'adv': {'attack': None, 'max_perturbation': 16,
                                       'results': {'a': result(55.55, 2.5),
                                                   'jpeg': {**result(12.0), 'avg_loss': None}}}}}
-    markdown = report.evaluation_markdown(evaluation)
+    markdown = tables.evaluation_markdown(evaluation)
     assert '| adv | 16 | 55.5 | 12.0 |' in markdown
     assert '| adv | 16 | 2.500 | - |' in markdown
-    rows = report.evaluation_csv(evaluation).splitlines()
+    rows = tables.evaluation_csv(evaluation).splitlines()
     assert rows[0].startswith('folder,classifier,success_rate,')
     assert rows[2].startswith('adv,jpeg,12.0,12.0,,')

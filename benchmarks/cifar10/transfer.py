@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from benchmarks.cifar10 import data, models
 from svrens_tf import attacks
-from svrens_tf import data as data_io
+from svrens_tf import files
 from svrens_tf.attacks.config import ENSEMBLES
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -190,7 +190,7 @@ def main(argv):
     json_path = out / 'transfer.json'
 
     def save(records):
-        data_io.write_atomic(json_path, json.dumps(dict(
+        files.write_atomic(json_path, json.dumps(dict(
             settings=settings, test_accuracy=accuracies,
             attack_seconds=round(sum(r['seconds'] for r in records), 1),
             gradient_passes=sum(r['gradient_passes'] for r in records),
@@ -210,7 +210,7 @@ def main(argv):
                f'batches of up to {FLAGS.batch_size} images; this invocation took '
                f'{time.time() - start:.0f} s.')
     table = markdown(records, plan, accuracies, summary)
-    data_io.write_atomic(out / 'transfer.md', table)
+    files.write_atomic(out / 'transfer.md', table)
     print('\n' + table)
 
 

@@ -17,7 +17,7 @@ import typing
 import tensorflow as tf
 from absl import app, flags
 
-from svrens_tf import attacks, data, report
+from svrens_tf import attacks, cli, data, files, records
 from svrens_tf.models import CheckpointError
 
 FLAGS = flags.FLAGS
@@ -111,7 +111,8 @@ def attack_folder(cfg, batch_size):
                 'batch_size': batch_size, 'resize': FLAGS.resize,
                 'labels_csv': dataset.labels_csv.name}
     shard = f'.shard{FLAGS.shard_index}of{FLAGS.num_shards}' if FLAGS.num_shards > 1 else ''
-    record = report.RunRecord(output_dir / f'{RECORD_NAME}{shard}.json', settings, __name__)
+    record = records.RunRecord(output_dir / f'{RECORD_NAME}{shard}.json', settings,
+                                cli.flag_values(__name__))
     record.check_folder_settings(output_dir.glob(f'{RECORD_NAME}*.json'))
     pending = [batch for batch in planned if not all(
         (output_dir / f'{i}.png').is_file() and data.is_done(
@@ -122,7 +123,7 @@ def attack_folder(cfg, batch_size):
     loaded = time.time()
     surrogates = load_surrogates(FLAGS.models, FLAGS.checkpoint_dir) if pending else []
     output_dir.mkdir(parents=True, exist_ok=True)
-    data.remove_stale_temporaries(output_dir)
+    files.remove_stale_temporaries(output_dir)
     run = record.start(images=num_planned, skipped=num_planned - num_pending, seed=cfg.seed,
                        attacked=0, gradient_passes=0,
                        model_load_s=round(time.time() - loaded, 3))

@@ -31,8 +31,8 @@ def main(argv):
     if not FLAGS.models and not FLAGS.dataset:
         raise app.UsageError('nothing to do: pass --models and/or --dataset')
     # Imported here so that --help answers without importing TensorFlow.
-    from svrens_tf import fetch, nips17_download
-    from svrens_tf.models import download, zoo
+    from svrens_tf.downloads import checkpoints, fetch, nips17
+    from svrens_tf.models import CheckpointError, zoo
     names = list(zoo.ZOO) if FLAGS.models == ['all'] else FLAGS.models
     unknown = [name for name in names if name not in zoo.ZOO]
     if unknown:
@@ -40,10 +40,10 @@ def main(argv):
                              f'{", ".join(zoo.ZOO)}, all')
     try:
         for name in names:
-            download.install(name, FLAGS.checkpoint_dir, FLAGS.base_url)
+            checkpoints.install(name, FLAGS.checkpoint_dir, FLAGS.base_url)
         if FLAGS.dataset:
-            nips17_download.download_dataset(FLAGS.dataset, FLAGS.dataset_url)
-    except (fetch.FetchError, download.CheckpointError) as err:
+            nips17.download_dataset(FLAGS.dataset, FLAGS.dataset_url)
+    except (fetch.FetchError, CheckpointError) as err:
         sys.exit(f'svrens-download: {err}')
 
 

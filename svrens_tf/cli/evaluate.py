@@ -14,7 +14,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from svrens_tf import data, evaluate, report
+from svrens_tf import cli, data, evaluate, files, records, tables
 from svrens_tf.models import CheckpointError
 
 FLAGS = flags.FLAGS
@@ -117,7 +117,7 @@ def evaluate_folders(external, defense_options):
     evaluation = summarize(dataset, folders, predictions)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_outputs(output_dir, dataset, folders, predictions, evaluation)
-    record = report.RunRecord(output_dir / 'eval_run.json', settings, __name__)
+    record = records.RunRecord(output_dir / 'eval_run.json', settings, cli.flag_values(__name__))
     record.start(started, seed=FLAGS.seed, classifier_seconds=seconds)
     record.finish(started)
 
@@ -142,7 +142,7 @@ def summarize(dataset, folders, predictions):
                          'avg_loss': None if loss is None else float(np.mean(loss))}
                   for name, (p, loss) in clean.items()},
         'folders': {str(folder): {
-            'attack': report.attack_settings(folder),
+            'attack': records.attack_settings(folder),
             'max_perturbation': evaluate.max_perturbation(dataset, folder, FLAGS.batch_size),
             'results': {name: evaluate.summarize(labels, clean[name][0], *by_folder[folder])
                         for name, by_folder in predictions.items()},
@@ -151,9 +151,9 @@ def summarize(dataset, folders, predictions):
 
 
 def write_outputs(output_dir, dataset, folders, predictions, evaluation):
-    data.write_atomic(output_dir / 'evaluation.json', report.to_json(evaluation))
-    data.write_atomic(output_dir / 'evaluation.csv', report.evaluation_csv(evaluation))
-    data.write_atomic(output_dir / 'evaluation.md', report.evaluation_markdown(evaluation))
+    files.write_atomic(output_dir / 'evaluation.json', tables.to_json(evaluation))
+    files.write_atomic(output_dir / 'evaluation.csv', tables.evaluation_csv(evaluation))
+    files.write_atomic(output_dir / 'evaluation.md', tables.evaluation_markdown(evaluation))
     rows = [['folder', 'classifier', 'ImageId', 'label', 'clean', 'adversarial', 'loss']]
     for name, by_folder in predictions.items():
         clean = by_folder[dataset.image_dir][0]
@@ -163,7 +163,7 @@ def write_outputs(output_dir, dataset, folders, predictions, evaluation):
                 rows.append([str(folder), name, image_id, dataset.labels[image_id],
                              int(clean[k]), int(predicted[k]),
                              '' if loss is None else f'{loss[k]:.6g}'])
-    data.write_atomic(output_dir / 'predictions.csv', report.to_csv(rows))
+    files.write_atomic(output_dir / 'predictions.csv', tables.to_csv(rows))
 
 
 def run():

@@ -10,7 +10,7 @@ import pathlib
 
 from absl import app, flags
 
-from svrens_tf import data, report
+from svrens_tf import files, report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('results_dir', 'results', 'Folder holding the experiments\' evaluations.')
@@ -31,7 +31,7 @@ def main(argv):
     elif figures:
         markdown += '\n(Figures need matplotlib: pip install svrens_tf[plots].)\n'
     output = pathlib.Path(FLAGS.output or results_dir / 'report.md')
-    data.write_atomic(output, markdown)
+    files.write_atomic(output, markdown)
     print(f'wrote {output}' + (f' and {len(written)} figures' if written else ''))
 
 

@@ -58,8 +58,8 @@ def weights_folder(defense, weights=None, checkpoint_dir=None):
     if weights is not None:
         return pathlib.Path(weights)
     if checkpoint_dir is None:
-        from svrens_tf.models import download
-        checkpoint_dir = download.default_checkpoint_dir()
+        from svrens_tf.models import manifest
+        checkpoint_dir = manifest.default_checkpoint_dir()
     return pathlib.Path(checkpoint_dir) / defense
 
 

@@ -12,17 +12,15 @@ Inference as the authors run it: RGB -> BGR in [0,1], encoder on `x - 0.5`, bina
 its own, output stored as uint8 (truncated). The transfer-attack codebases resize 299 -> 224,
 purify, resize back to 299 and classify with ResNet-101 (`res_v2_101`).
 """
-import hashlib
 import io
-import os
 import pathlib
 import pickle
-import tempfile
 import zipfile
 
 import numpy as np
 import tensorflow as tf
 
+from svrens_tf import files
 from svrens_tf.defenses import base
 from svrens_tf.models.checkpoint import CheckpointError, check_finite
 
@@ -64,14 +62,6 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             ) from None
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _expected_shapes(channels):
     shapes = []
     for cin, cout in zip(channels[:-1], channels[1:]):
@@ -94,7 +84,7 @@ def _check_arrays(arrays, channels, what):
 
 def read_released(path, sha256, channels):
     """The float32 arrays of one released `.npy`, refused unless its sha256 is `sha256`."""
-    actual = file_sha256(path)
+    actual = files.sha256_file(path)
     if actual != sha256:
         raise CheckpointError(f'{path}: sha256 {actual} is not the expected {sha256}; '
                               'refusing to unpickle it')
@@ -137,14 +127,9 @@ def convert_to_npz(folder, out_path):
     arrays = {f'encoder/{i}': a for i, a in enumerate(encoder)}
     arrays.update({f'decoder/{i}': a for i, a in enumerate(decoder)})
     out_path = pathlib.Path(out_path)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix='.npz.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, out_path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    files.write_atomic(out_path, buffer.getvalue())
     return out_path
 
 

@@ -29,7 +29,7 @@ class ConvertedWeights(collections.abc.Mapping):
     def __init__(self, folder, checkpoint_dir, members):
         if folder is None:
             if checkpoint_dir is None:
-                from svrens_tf.models.download import default_checkpoint_dir
+                from svrens_tf.models.manifest import default_checkpoint_dir
                 checkpoint_dir = default_checkpoint_dir()
             folder = pathlib.Path(checkpoint_dir) / WEIGHTS_FOLDER
         self.folder, self.members = pathlib.Path(folder), tuple(members)

@@ -7,7 +7,7 @@
 """
 import os
 
-from svrens_tf.models import download
+from svrens_tf.models import manifest
 from svrens_tf.models.checkpoint import CheckpointError, restore
 from svrens_tf.models.inception_resnet_v2 import InceptionResnetV2
 from svrens_tf.models.inception_v3 import InceptionV3
@@ -51,8 +51,8 @@ def load(name, checkpoint=None, scope=None):
     """
     if name in ZOO:
         arch = ZOO[name].arch
-        if checkpoint is None or download.is_checkpoint_root(checkpoint, name):
-            checkpoint = download.installed_checkpoint(name, checkpoint)
+        if checkpoint is None or manifest.is_checkpoint_root(checkpoint, name):
+            checkpoint = manifest.installed_checkpoint(name, checkpoint)
     elif name in ARCHITECTURES:
         arch = name
         if checkpoint is None:
@@ -61,8 +61,8 @@ def load(name, checkpoint=None, scope=None):
     else:
         raise ValueError(f'unknown model {name!r}; architectures: {", ".join(ARCHITECTURES)}; '
                          f'zoo: {", ".join(ZOO)}')
-    if os.path.isfile(os.path.join(checkpoint, download.MANIFEST)):
-        checkpoint = download.verified_checkpoint(checkpoint)  # a folder svrens-download wrote
+    if os.path.isfile(os.path.join(checkpoint, manifest.MANIFEST)):
+        checkpoint = manifest.verified_checkpoint(checkpoint)  # a folder svrens-download wrote
     model = build(arch, scope)
     restore(model, checkpoint)
     return model

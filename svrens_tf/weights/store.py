@@ -9,7 +9,6 @@ and size, the tensor count, and the released file's name and sha256. Both are wr
 atomically, the manifest last, so a model is installed exactly when its manifest exists. A
 NaN/inf weight is refused when converting and again when loading, naming file and variable.
 """
-import hashlib
 import json
 import os
 import pathlib
@@ -17,6 +16,7 @@ import tempfile
 
 import numpy as np
 
+from svrens_tf import files
 from svrens_tf.models.checkpoint import CheckpointError, check_finite
 
 FORMAT = 'svrens-weights-v1'
@@ -28,14 +28,6 @@ def npz_path(folder, model):
 
 def manifest_path(folder, model):
     return pathlib.Path(folder) / f'{model}.manifest.json'
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _atomic_write(path, write):
@@ -64,9 +56,9 @@ def save(arrays, folder, model, source):
     path = npz_path(folder, model)
     _atomic_write(path, lambda f: np.savez(f, **arrays))
     manifest = {'format': FORMAT, 'model': model, 'file': path.name,
-                'sha256': file_sha256(path), 'bytes': path.stat().st_size,
+                'sha256': files.sha256_file(path), 'bytes': path.stat().st_size,
                 'tensors': len(arrays), 'source': pathlib.Path(source).name,
-                'source_sha256': file_sha256(source)}
+                'source_sha256': files.sha256_file(source)}
     _atomic_write(manifest_path(folder, model),
                   lambda f: f.write(json.dumps(manifest, indent=1, sort_keys=True).encode()))
     return path
@@ -95,7 +87,7 @@ def load(folder, model, install=None):
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f'{manifest_path(folder, model)}: unreadable manifest ({err}); '
                               'convert the weights again') from None
-    if file_sha256(path) != expected:
+    if files.sha256_file(path) != expected:
         raise CheckpointError(f'{path}: sha256 differs from the one recorded at conversion '
                               f'({expected}); the file changed or is truncated, convert again')
     try:

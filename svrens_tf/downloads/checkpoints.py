@@ -1,35 +1,23 @@
 """Download, verify and install the released slim checkpoints (zoo.ZOO) into a checkpoint folder.
 
-Layout: `<checkpoint_dir>/<zoo name>/` holds what the release tarball held plus `manifest.json`
-(the sha256 and size of every file, written once the checkpoint was checked against the
-architecture's variable names and shapes). The folder appears by one rename of a finished
-staging folder, so a half-downloaded or half-extracted checkpoint is never at that path, and
-`installed_checkpoint` re-hashes the files so a changed or truncated file is noticed.
-No hashes are published for the tarballs: the check against the architecture is what
-accepts a download.
+The layout and its manifest are svrens_tf/models/manifest.py's. The folder of a model appears
+by one rename of a finished staging folder, so a half-downloaded or half-extracted checkpoint
+is never at that path. No hashes are published for the tarballs: the check against the
+architecture is what accepts a download.
 """
 import glob
-import json
 import os
-import pathlib
 import shutil
 import tarfile
 import tempfile
 import zlib
 
-from svrens_tf import fetch, models
-from svrens_tf.models import checkpoint, zoo
+from svrens_tf import models
+from svrens_tf.downloads import fetch
+from svrens_tf.models import checkpoint, manifest, zoo
 from svrens_tf.models.checkpoint import CheckpointError
 
-MANIFEST = 'manifest.json'
-CHECKPOINT_DIR_ENV = 'SVRENS_CHECKPOINT_DIR'
 BASE_URL_ENV = 'SVRENS_MODEL_BASE_URL'
-
-
-def default_checkpoint_dir():
-    """$SVRENS_CHECKPOINT_DIR, else `checkpoints/` at the repository root."""
-    return os.environ.get(CHECKPOINT_DIR_ENV) or str(
-        pathlib.Path(__file__).resolve().parents[2] / 'checkpoints')
 
 
 def archive_url(name, base_url=None):
@@ -46,57 +34,6 @@ def zoo_entry(name):
         raise ValueError(f'unknown checkpoint {name!r}; known: {", ".join(zoo.ZOO)}') from None
 
 
-def is_checkpoint_root(folder, name):
-    """True if `folder` is a checkpoint folder in svrens-download's layout rather than one
-    checkpoint: it has a `<name>/` or an installed model's subfolder, or no checkpoint at all."""
-    folder = os.fspath(folder)
-    return os.path.isdir(folder) and (
-        os.path.isdir(os.path.join(folder, name))
-        or bool(glob.glob(os.path.join(glob.escape(folder), '*', MANIFEST)))
-        or not checkpoint.find_checkpoints(folder))
-
-
-def installed_checkpoint(name, checkpoint_dir=None):
-    """Path of the verified checkpoint of zoo entry `name` in `checkpoint_dir` (default
-    folder if None), re-checked by `verified_checkpoint`; CheckpointError saying what to run."""
-    checkpoint_dir = checkpoint_dir or default_checkpoint_dir()
-    folder = os.path.join(checkpoint_dir, name)
-    if not os.path.isfile(os.path.join(folder, MANIFEST)):
-        raise CheckpointError(f'no verified checkpoint of {name} in {folder}; '
-                              f'{_rerun(name, checkpoint_dir)}')
-    return verified_checkpoint(folder)
-
-
-def verified_checkpoint(folder):
-    """The checkpoint path recorded in `folder`/manifest.json, after re-checking the size and
-    sha256 of every file listed there; CheckpointError naming a changed or missing file."""
-    folder = os.fspath(folder)
-    manifest_path = os.path.join(folder, MANIFEST)
-    try:
-        with open(manifest_path) as f:
-            manifest = json.load(f)
-        name, files, relative = manifest['name'], manifest['files'], manifest['checkpoint']
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f'{manifest_path}: unreadable manifest ({err}); reinstall the '
-                              'model with svrens-download') from None
-    rerun = _rerun(name, os.path.dirname(os.path.abspath(folder)))
-    for rel, record in files.items():
-        path = os.path.join(folder, rel)
-        if not os.path.isfile(path):
-            raise CheckpointError(f'{path}: missing since it was verified; {rerun}')
-        size = os.path.getsize(path)
-        if size != record['bytes']:
-            raise CheckpointError(f'{path}: {size} bytes, {record["bytes"]} when verified '
-                                  f'(truncated or replaced); {rerun}')
-        if fetch.sha256_file(path) != record['sha256']:
-            raise CheckpointError(f'{path}: content changed since it was verified; {rerun}')
-    return os.path.join(folder, relative)
-
-
-def _rerun(name, checkpoint_dir):
-    return f'run: svrens-download --models {name} --checkpoint_dir {checkpoint_dir}'
-
-
 def install(name, checkpoint_dir=None, base_url=None, progress=True):
     """Make `<checkpoint_dir>/<name>/` hold the verified checkpoint of zoo entry `name`.
 
@@ -106,10 +43,10 @@ def install(name, checkpoint_dir=None, base_url=None, progress=True):
     Raises fetch.FetchError (one line, with how to place the file by hand) or CheckpointError.
     """
     entry = zoo_entry(name)
-    checkpoint_dir = checkpoint_dir or default_checkpoint_dir()
+    checkpoint_dir = checkpoint_dir or manifest.default_checkpoint_dir()
     os.makedirs(checkpoint_dir, exist_ok=True)
     try:
-        path = installed_checkpoint(name, checkpoint_dir)
+        path = manifest.installed_checkpoint(name, checkpoint_dir)
         print(f'{name}: verified checkpoint in {os.path.dirname(path)}')
         return path
     except CheckpointError as err:
@@ -153,7 +90,7 @@ def _install_archive(entry, archive, checkpoint_dir):
                                   + (f': {listed}' if found else ''))
         relative = os.path.relpath(found[0], staging)
         checkpoint.match(models.build(entry.arch), found[0])
-        _write_manifest(staging, entry, relative)
+        manifest.write_manifest(staging, entry, relative)
         if os.path.exists(target):
             os.replace(target, staging + '.old')
         os.replace(staging, target)
@@ -184,15 +121,3 @@ def extract(archive, folder):
             tar.extractall(root, members=members, filter='data')
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise CheckpointError(f'corrupt or truncated archive ({err})') from None
-
-
-def _write_manifest(folder, entry, relative):
-    files = {}
-    for path in sorted(pathlib.Path(folder).rglob('*')):
-        if path.is_file():
-            files[str(path.relative_to(folder))] = {'bytes': path.stat().st_size,
-                                                    'sha256': fetch.sha256_file(path)}
-    manifest = {'name': entry.name, 'arch': entry.arch, 'archive': entry.archive,
-                'checkpoint': relative, 'files': files}
-    with open(os.path.join(folder, MANIFEST), 'w') as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)

@@ -5,7 +5,6 @@ when a checksum is given, matched it), so an interrupted run never leaves a file
 finished. A later call resumes the `.part` with an HTTP Range request where the server allows
 it and restarts it where not; a transfer cut mid-body is retried a few times in the same call.
 """
-import hashlib
 import http.client
 import os
 import re
@@ -15,6 +14,8 @@ import time
 import urllib.error
 import urllib.request
 
+from svrens_tf import files
+
 MIB = 1 << 20
 CHUNK = MIB
 TIMEOUT_S = 60
@@ -23,15 +24,6 @@ RETRIES = 3
 
 class FetchError(OSError):
     """A download that could not be completed; the message is one line naming the URL."""
-
-
-def sha256_file(path):
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(CHUNK), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _Interrupted(Exception):
@@ -58,7 +50,7 @@ def fetch(url, dest, expected_sha256=None, progress=False):
                                  f'rerun to resume from {part})') from None
             time.sleep(0.5 * (attempt + 1))
     if expected_sha256 is not None:
-        found = sha256_file(part)
+        found = files.sha256_file(part)
         if found != expected_sha256:
             os.remove(part)
             raise FetchError(f'cannot download {url}: sha256 {found} differs from the '

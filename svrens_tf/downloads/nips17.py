@@ -2,20 +2,22 @@
 
 Source: the public copy in github.com/dongyp13/Translation-Invariant-Attacks, folder
 `dataset/` (`images/<ImageId>.png`, `dev_dataset.csv`). Every PNG is checked against the
-sha256 list the project keeps (resources/nips17_sha256sums.txt); the csv is checked to list
-exactly those images with labels in 1..1000. Files already present and verified are kept, so
+sha256 list the project keeps (svrens_tf/resources/nips17_sha256sums.txt); the csv is checked
+to list exactly those images with labels in 1..1000. Files already present and verified are kept, so
 an interrupted run resumes where it stopped.
 """
 import concurrent.futures
 import os
 import pathlib
 
-from svrens_tf import data, fetch
+from svrens_tf import data, files
+from svrens_tf.downloads import fetch
 
 DEFAULT_BASE_URL = ('https://raw.githubusercontent.com/dongyp13/Translation-Invariant-Attacks/'
                     'master/dataset/')
 BASE_URL_ENV = 'SVRENS_DATASET_BASE_URL'
-SHA256SUMS = pathlib.Path(__file__).resolve().parent / 'resources' / 'nips17_sha256sums.txt'
+SHA256SUMS = (pathlib.Path(__file__).resolve().parents[1] / 'resources'
+              / 'nips17_sha256sums.txt')
 LABELS_CSV = 'dev_dataset.csv'
 WORKERS = 8
 
@@ -57,7 +59,7 @@ def download_dataset(output_dir, base_url=None, progress=True):
 
 
 def _verified(path, digest):
-    return path.is_file() and fetch.sha256_file(path) == digest
+    return path.is_file() and files.sha256_file(path) == digest
 
 
 def _fetch_images(base, output_dir, sums, names, progress):

@@ -1,0 +1,99 @@
+"""Run records: the JSON an attack or evaluation keeps in its output folder (settings, flags,
+versions, seed, one entry per invocation), and the environment a result depends on."""
+import datetime
+import json
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import svrens_tf
+from svrens_tf import data, files
+
+
+def environment():
+    """Versions and devices a result depends on."""
+    import tensorflow as tf
+    try:
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                                cwd=pathlib.Path(svrens_tf.__file__).parent,
+                                timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {'svrens_tf': svrens_tf.__version__, 'git_commit': commit,
+            'tensorflow': tf.__version__, 'numpy': np.__version__,
+            'python': sys.version.split()[0], 'platform': platform.platform(),
+            'devices': [d.name for d in tf.config.list_logical_devices()]}
+
+
+def _now(timestamp=None):
+    moment = datetime.datetime.fromtimestamp(time.time() if timestamp is None else timestamp,
+                                             datetime.timezone.utc)
+    return moment.isoformat(timespec='seconds')
+
+
+def _plain(value):
+    return json.loads(json.dumps(value))
+
+
+class RunRecord:
+    """The JSON a run keeps in its output folder: settings, flags, versions, seed, and one
+    entry per invocation (argv, counts, timings), saved atomically after every change.
+
+    `settings` decide the outputs (a folder refuses a run with other settings); `flags` is a
+    plain {name: value} of the program's options, kept for the reader.
+    """
+
+    def __init__(self, path, settings, flags):
+        self.path = pathlib.Path(path)
+        self.settings = _plain(settings)
+        self.flags = _plain(flags)
+        self.environment = environment()
+        self.invocations = []
+        if self.path.is_file():
+            self.invocations = read(self.path).get('invocations', [])
+
+    def check_folder_settings(self, paths):
+        """DataError if a record in the folder was written with other settings."""
+        for path in paths:
+            theirs = read(path).get('settings')
+            if theirs != self.settings:
+                changed = sorted(k for k in set(theirs or {}) | set(self.settings)
+                                 if (theirs or {}).get(k) != self.settings.get(k))
+                raise data.DataError(f'{path}: this folder holds a run with other settings '
+                                     f'({", ".join(changed)} differ); use another --output_dir')
+
+    def start(self, started_at=None, **fields):
+        """Append and save a new invocation entry (begun at `started_at`, a time.time(), or
+        now); returns it for the caller to fill in."""
+        entry = {'started': _now(started_at), 'argv': sys.argv, **fields}
+        self.invocations.append(entry)
+        self.save()
+        return entry
+
+    def finish(self, started_at):
+        self.invocations[-1].update(finished=_now(), seconds=round(time.time() - started_at, 3))
+        self.save()
+
+    def save(self):
+        record = {'settings': self.settings, 'flags': self.flags, 'environment': self.environment,
+                  'invocations': self.invocations}
+        files.write_atomic(self.path, json.dumps(record, indent=1, sort_keys=True) + '\n')
+
+
+def read(path):
+    """A run record as a dict; DataError naming the file if it is not readable JSON."""
+    try:
+        return json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise data.DataError(f'{path}: unreadable run record ({err})') from None
+
+
+def attack_settings(folder):
+    """Settings and seed an attack run recorded in `folder` (attack_run*.json), or None."""
+    for path in sorted(pathlib.Path(folder).glob('attack_run*.json')):
+        return json.loads(path.read_text())['settings']
+    return None
