@@ -1,50 +1,72 @@
-"""Attack throughput and gradient-pass counts: ens, svre/recompute and svre/cache.
+"""Attack start-up, throughput, memory and traces: ens, svre/recompute and svre/cache.
 
 Runs one base attack on the Table 1 ensemble (Inc-v3, Inc-v4, IncRes-v2, Res-v2-101 at
 299x299) with deterministic synthetic slim checkpoints (../shared/slim_reference, written once
-into --work_dir) or the released ones (--checkpoint_dir).  For each strategy it times the
-first call (trace, graph optimisation and one run) and a warm call on another batch of the
-same shape (no retrace); warm calls then run in --repeats rounds that alternate the
-strategies, so load drifting on a shared machine hits them alike, and the fastest round
-counts.  Prints a markdown table: passes counted by the attack, warm wall and CPU seconds
-per outer step (CPU time is the steadier measure on a loaded machine), passes and images per
-second, and speed-up over svre/recompute.
+into --work_dir) or the released ones (--checkpoint_dir).  Each strategy runs in a fresh
+process, so its start-up and peak memory are its own: process start (interpreter, TF import)
+to the first outer step done; the first call (trace, graph optimisation and one run); warm
+calls on another batch of the same shape (no retrace; the fastest of --repeats counts); the
+first-call overhead (first minus warm call) also in warm outer steps; peak RSS
+(ru_maxrss).  A last process runs an M sweep (--sweep_m, Figure 2's nine points) with
+svre/cache and counts the model traces it made: Python executions of each surrogate's forward
+inside a tf.function, i.e. the inlined copies of the model's graph that were traced.
 
     TF_ENABLE_ONEDNN_OPTS=1 python -m benchmarks.attack_speed --batch_size 2 --num_iter 1
 """
+import collections
 import importlib.util
 import json
 import os
 import pathlib
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-import numpy as np
 from absl import app, flags
-
-from svrens_tf import attacks, models
 
 SLIM_REFERENCE = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'slim_reference'
 TABLE1 = ['inception_v3', 'inception_v4', 'inception_resnet_v2', 'resnet_v2_101']
 STRATEGIES = {'ens': dict(ensemble='ens'),
               'svre/recompute': dict(ensemble='svre', outer_grad='recompute'),
               'svre/cache': dict(ensemble='svre', outer_grad='cache')}
+SWEEP = 'sweep'
+RESULT_PREFIX = 'attack_speed result: '
 
 flags.DEFINE_list('models', TABLE1, 'Surrogate architectures.')
 flags.DEFINE_string('checkpoint_dir', None,
                     'Folder with one <arch>/ checkpoint folder per model; synthetic if unset.')
 flags.DEFINE_string('work_dir', os.path.join(tempfile.gettempdir(), 'svrens_bench_ckpt'),
                     'Where synthetic checkpoints are written (reused when present).')
-flags.DEFINE_enum('base', 'mi_fgsm', sorted(attacks.PRESETS), 'Base attack preset.')
+flags.DEFINE_string('base', 'mi_fgsm', 'Base attack preset (svrens_tf.attacks.PRESETS).')
 flags.DEFINE_list('strategies', list(STRATEGIES), f'Subset of {list(STRATEGIES)}.')
 flags.DEFINE_integer('batch_size', 2, 'Images per batch.')
 flags.DEFINE_integer('image_size', 299, 'Image side.')
 flags.DEFINE_integer('num_iter', 1, 'Outer iterations T.')
 flags.DEFINE_integer('m_svrg', 16, 'Inner iterations M.')
-flags.DEFINE_integer('repeats', 2, 'Rounds of warm calls; the fastest counts.')
+flags.DEFINE_integer('repeats', 2, 'Warm calls; the fastest counts.')
+flags.DEFINE_list('sweep_m', [str(m) for m in range(0, 33, 4)],
+                  'M values of the svre/cache sweep whose traces are counted; empty: no sweep.')
+flags.DEFINE_string('json', None, 'Also write the rows as JSON to this file.')
+flags.DEFINE_string('child', None, 'Internal: measure this strategy (or the sweep) in this '
+                    'process and print its result line.')
 FLAGS = flags.FLAGS
+
+
+def process_age():
+    """Seconds since this process started (Linux /proc); includes interpreter start-up."""
+    with open('/proc/self/stat') as f:
+        start_ticks = int(f.read().rsplit(')', 1)[1].split()[19])
+    with open('/proc/uptime') as f:
+        uptime = float(f.read().split()[0])
+    return uptime - start_ticks / os.sysconf('SC_CLK_TCK')
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def synthetic_checkpoint(arch):
@@ -60,53 +82,119 @@ def synthetic_checkpoint(arch):
     return str(prefix)
 
 
-def timed_attack(surrogates, x, y, cfg):
-    """(result, wall seconds, CPU seconds of this process) of one attack call."""
-    start, start_cpu = time.perf_counter(), time.process_time()
-    result = attacks.attack(surrogates, x, y, cfg)
-    result.x_adv.numpy()
-    return result, time.perf_counter() - start, time.process_time() - start_cpu
+def checkpoint_paths():
+    return {arch: (os.path.join(FLAGS.checkpoint_dir, arch) if FLAGS.checkpoint_dir
+                   else synthetic_checkpoint(arch)) for arch in FLAGS.models}
 
 
-def main(_):
-    paths = {arch: (os.path.join(FLAGS.checkpoint_dir, arch) if FLAGS.checkpoint_dir
-                    else synthetic_checkpoint(arch)) for arch in FLAGS.models}
+def count_traces(models_module):
+    """Counter {architecture: forward executions inside a tf.function}, from now on."""
+    import tensorflow as tf
+    counts = collections.Counter()
+    for arch, cls in models_module.ARCHITECTURES.items():
+        def forward(self, x, _original=cls.forward, _arch=arch):
+            if tf.inside_function():
+                counts[_arch] += 1
+            return _original(self, x)
+        cls.forward = forward
+    return counts
+
+
+def measure(name):
+    """Result dict of strategy `name` (or the M sweep); runs in its own process."""
+    import numpy as np
+    from svrens_tf import attacks, models
+
+    imported = process_age()
+    traces = count_traces(models)
     start = time.perf_counter()
-    surrogates = [models.load(arch, path) for arch, path in paths.items()]
-    startup = time.perf_counter() - start
+    surrogates = [models.load(arch, path) for arch, path in checkpoint_paths().items()]
+    load_s = time.perf_counter() - start
     rng = np.random.RandomState(0)
     shape = (FLAGS.batch_size, FLAGS.image_size, FLAGS.image_size, 3)
     batches = [(rng.uniform(-1, 1, shape).astype(np.float32),
                 rng.randint(1, 1001, FLAGS.batch_size)) for _ in range(2)]
-    print(f'{len(surrogates)} models built and loaded in {startup:.1f} s; base {FLAGS.base}, '
-          f'batch {FLAGS.batch_size}, T = {FLAGS.num_iter}, M = {FLAGS.m_svrg}', flush=True)
-    configs = {name: attacks.AttackConfig(base=FLAGS.base, num_iter=FLAGS.num_iter,
-                                          m_svrg=FLAGS.m_svrg, **STRATEGIES[name])
-               for name in FLAGS.strategies}
-    first, warm, cpu, passes = {}, {}, {}, {}
-    for name, cfg in configs.items():
-        _, first[name], _ = timed_attack(surrogates, *batches[0], cfg)
-        print(f'{name}: first call {first[name]:.1f} s', flush=True)
-    for round_index in range(FLAGS.repeats):
-        for name, cfg in configs.items():
-            result, seconds, cpu_seconds = timed_attack(surrogates, *batches[1], cfg)
-            passes[name] = result.gradient_passes
-            if seconds < warm.get(name, float('inf')):
-                warm[name], cpu[name] = seconds, cpu_seconds
-            print(f'{name}: warm round {round_index}: {seconds:.1f} s wall, '
-                  f'{cpu_seconds:.1f} s CPU, load {os.getloadavg()[0]:.1f}', flush=True)
-    reference = warm.get('svre/recompute')
-    reference_cpu = cpu.get('svre/recompute')
-    print('\n| strategy | passes | first call s | warm s / outer step | CPU s / outer step '
-          '| passes / s | images / s | speed-up vs svre/recompute (wall, CPU) |')
-    print('|---|---|---|---|---|---|---|---|')
-    for name in configs:
-        speedup = (f'{reference / warm[name]:.2f}x, {reference_cpu / cpu[name]:.2f}x'
-                   if reference else '-')
-        print(f'| {name} | {passes[name]} | {first[name]:.1f} '
-              f'| {warm[name] / FLAGS.num_iter:.1f} | {cpu[name] / FLAGS.num_iter:.1f} '
-              f'| {passes[name] / warm[name]:.2f} | {FLAGS.batch_size / warm[name]:.3f} '
-              f'| {speedup} |')
+
+    def config(**changes):
+        return attacks.AttackConfig(**{'base': FLAGS.base, 'num_iter': FLAGS.num_iter,
+                                       'm_svrg': FLAGS.m_svrg, **changes})
+
+    def timed(cfg, batch):
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        result = attacks.attack(surrogates, *batch, cfg)
+        result.x_adv.numpy()
+        return result, time.perf_counter() - start_wall, time.process_time() - start_cpu
+
+    row = {'strategy': name, 'import_s': imported, 'load_s': load_s}
+    if name == SWEEP:
+        start = time.perf_counter()
+        for m in FLAGS.sweep_m:
+            timed(config(**STRATEGIES['svre/cache'], m_svrg=int(m)), batches[0])
+        row.update(sweep_s=time.perf_counter() - start, points=len(FLAGS.sweep_m))
+    else:
+        cfg = config(**STRATEGIES[name])
+        _, row['first_s'], _ = timed(cfg, batches[0])
+        row['to_first_step_s'] = process_age()
+        warm = [timed(cfg, batches[1]) for _ in range(FLAGS.repeats)]
+        result, row['warm_s'], row['warm_cpu_s'] = min(warm, key=lambda w: w[1])
+        row['passes'] = result.gradient_passes
+    row.update(traces=sum(traces.values()), traces_by_model=dict(traces),
+               peak_rss_mib=peak_rss_mib(), load_average=os.getloadavg()[0])
+    return row
+
+
+def run_child(name):
+    """Run `measure(name)` in a fresh interpreter with this process's flags."""
+    argv = [sys.executable, '-m', 'benchmarks.attack_speed', *sys.argv[1:], f'--child={name}']
+    done = subprocess.run(argv, capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).resolve().parents[1])
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if done.returncode or not lines:
+        raise RuntimeError(f'{name} failed ({done.returncode}):\n{done.stderr[-3000:]}')
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+def print_table(rows):
+    per_step = FLAGS.num_iter
+    strategies = [r for r in rows if r['strategy'] != SWEEP]
+    reference = next((r for r in strategies if r['strategy'] == 'svre/recompute'), None)
+    print('\n| strategy | passes | start to first step done s | first call s | warm s / outer '
+          'step | CPU s / outer step | first-call overhead s | overhead / warm step '
+          '| peak RSS GiB | model traces | speed-up vs svre/recompute (wall, CPU) |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    for r in strategies:
+        overhead = r['first_s'] - r['warm_s']
+        speedup = (f"{reference['warm_s'] / r['warm_s']:.2f}x, "
+                   f"{reference['warm_cpu_s'] / r['warm_cpu_s']:.2f}x" if reference else '-')
+        print(f"| {r['strategy']} | {r['passes']} | {r['to_first_step_s']:.1f} "
+              f"| {r['first_s']:.1f} | {r['warm_s'] / per_step:.1f} "
+              f"| {r['warm_cpu_s'] / per_step:.1f} | {overhead:.1f} "
+              f"| {overhead / (r['warm_s'] / per_step):.1f} | {r['peak_rss_mib'] / 1024:.2f} "
+              f"| {r['traces']} | {speedup} |")
+    for r in rows:
+        if r['strategy'] == SWEEP:
+            print(f"\nM sweep (svre/cache, M = {','.join(FLAGS.sweep_m)}): {r['points']} runs in "
+                  f"{r['sweep_s']:.1f} s, {r['traces']} model traces "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(r['traces_by_model'].items()))}), "
+                  f"peak RSS {r['peak_rss_mib'] / 1024:.2f} GiB")
+
+
+def main(_):
+    if FLAGS.child:
+        print(RESULT_PREFIX + json.dumps(measure(FLAGS.child)), flush=True)
+        return
+    checkpoint_paths()  # synthetic checkpoints written before any timing
+    onednn = os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')
+    print(f'{len(FLAGS.models)} models, base {FLAGS.base}, batch {FLAGS.batch_size}, '
+          f'T = {FLAGS.num_iter}, M = {FLAGS.m_svrg}; TF_ENABLE_ONEDNN_OPTS={onednn}; '
+          f'{os.cpu_count()} CPUs; each strategy in its own process', flush=True)
+    rows = []
+    for name in FLAGS.strategies + ([SWEEP] if FLAGS.sweep_m else []):
+        rows.append(run_child(name))
+        print(f"{name}: done, load average {rows[-1]['load_average']:.1f}", flush=True)
+    print_table(rows)
+    if FLAGS.json:
+        pathlib.Path(FLAGS.json).write_text(json.dumps(rows, indent=1) + '\n')
 
 
 if __name__ == '__main__':
