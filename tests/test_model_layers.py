@@ -124,3 +124,38 @@ def test_new_variable_after_build_and_shape_change_are_errors():
     with model.name_scope('Logits'):
         with pytest.raises(ValueError, match=r'Net/Logits/biases: shape \(4,\)'):
             model.variable('biases', [4])
+
+
+@pytest.mark.parametrize('cls', [ConvBN, ConvBNGamma, ResnetRoot])
+def test_fold_batch_norm_gives_the_same_bits_with_one_copy_of_the_weights(cls, rng):
+    unfolded = cls(num_classes=3).build()
+    folded = cls(num_classes=3).build()
+    values = randomize(unfolded, rng)
+    for name, var in folded.variables_by_name.items():
+        var.assign(values[name].astype(np.float32))
+    x = tf.constant(rng.uniform(-1, 1, (2, 9, 9, 3)).astype(np.float32))
+
+    @tf.function
+    def logits_and_grad(model, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = model(x).logits
+            target = tf.reduce_sum(logits[:, 0])
+        return logits, tape.gradient(target, x)
+
+    expected = logits_and_grad(unfolded, x)
+    assert folded.fold_batch_norm() is folded.fold_batch_norm()  # a second call changes nothing
+    for got, want in zip(logits_and_grad(folded, x), expected):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(folded(x).logits, unfolded(x).logits)  # eager path too
+    # conv weights and BN statistics are replaced by one kernel and one bias per conv
+    assert sorted(v.name.split(':')[0] for v in folded.variables) == [
+        'Net/Conv2d_1a_3x3/folded_bias', 'Net/Conv2d_1a_3x3/weights',
+        'Net/Logits/biases', 'Net/Logits/weights']
+    kernel, bias = folded._folded['Net/Conv2d_1a_3x3']
+    scale = 1 / np.sqrt(values['Net/Conv2d_1a_3x3/BatchNorm/moving_variance'] + cls.bn_epsilon)
+    if cls.bn_scale:
+        scale = scale * values['Net/Conv2d_1a_3x3/BatchNorm/gamma']
+    np.testing.assert_allclose(kernel, values['Net/Conv2d_1a_3x3/weights'] * scale, rtol=1e-6)
+    with pytest.raises(ValueError, match='Net: batch norm is folded'):
+        folded.variables_by_name
