@@ -216,5 +216,5 @@ def test_presets_may_set_any_field_and_unknown_keys_fail(monkeypatch):
 
 def test_stage_names_are_checked():
     for kind in ('gradient', 'post_process', 'update'):
-        with pytest.raises(ValueError, match=f"{kind}='nope'; choose from"):
+        with pytest.raises(ValueError, match=f"AttackConfig.{kind}='nope': choose from"):
             attacks.AttackConfig(**{kind: 'nope'})

@@ -7,7 +7,11 @@ Units follow the authors' flags: `max_epsilon`, `alpha` and `beta` are in pixel 
 the attack works in [-1, 1] where a pixel unit is 2/255 (see `eps`, `step`, `inner_step`).
 """
 import dataclasses
+import math
+import numbers
 from typing import Optional
+
+import numpy as np
 
 from svrens_tf.attacks import stages
 
@@ -42,6 +46,63 @@ RUNTIME_FIELDS = ('max_epsilon', 'num_iter', 'alpha', 'momentum', 'di_prob', 'ad
 ENSEMBLES = ('ens', 'svre')
 FUSIONS = ('logits', 'predictions', 'loss')
 OUTER_GRADS = ('auto', 'recompute', 'cache', 'shared')
+SI_AGGREGATES = ('sum', 'mean')
+SEED_LIMIT = 2 ** 31  # batch_key keeps 31 bits of the seed
+
+
+def _odd(v):
+    return v % 2 == 1
+
+
+# The allowed values of every field but base and the stage names: (kind, test, range text).
+# kind 'real' is a finite int or float, 'int' an int, 'bool' a bool, a tuple a choice of
+# names; `test` runs on the value once its kind is right.
+RULES = dict(
+    ensemble=(ENSEMBLES, None, ''),
+    fusion=(FUSIONS, None, ''),
+    outer_grad=(OUTER_GRADS, None, ''),
+    si_aggregate=(SI_AGGREGATES, None, ''),
+    aux_weight=('real', lambda v: v >= 0, '>= 0'),
+    max_epsilon=('real', lambda v: 0 < v <= 255, 'in (0, 255] (pixel units)'),
+    num_iter=('int', lambda v: v >= 1, '>= 1'),
+    alpha=('real', lambda v: v > 0, '> 0 (pixel units)'),
+    beta=('real', lambda v: v > 0, '> 0 (pixel units)'),
+    momentum=('real', lambda v: v >= 0, '>= 0'),
+    inner_momentum=('real', lambda v: v >= 0, '>= 0'),
+    nesterov=('bool', None, ''),
+    ti_kernel_size=('int', lambda v: v == 0 or (v > 0 and _odd(v)), '0 (off) or odd >= 1'),
+    ti_nsig=('real', lambda v: v > 0, '> 0'),
+    di_prob=('real', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    di_pad_size=('int', lambda v: v >= 2, '>= 2 and above the image size, or None (scaled '
+                 '331)'),
+    di_per_image=('bool', None, ''),
+    si_copies=('int', lambda v: v >= 1, '>= 1 (1 = off)'),
+    admix_copies=('int', lambda v: v >= 0, '>= 0 (0 = off)'),
+    admix_portion=('real', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    m_svrg=('int', lambda v: v >= 0, '>= 0'),
+    targeted=('bool', None, ''),
+    seed=('int', lambda v: 0 <= v < SEED_LIMIT, f'in [0, {SEED_LIMIT})'),
+)
+KIND_TEXT = dict(real='a finite number', int='an int', bool='a bool (True or False)')
+
+
+def check_field(name, value):
+    """ValueError naming the field, its value and what it allows, unless `value` fits."""
+    kind, test, allowed = RULES[name]
+    if isinstance(kind, tuple):
+        if value not in kind:
+            raise ValueError(f'AttackConfig.{name}={value!r}: choose from {list(kind)}')
+        return
+    if kind == 'bool':
+        fits = isinstance(value, (bool, np.bool_))
+    elif kind == 'int':
+        fits = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    else:
+        fits = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+                and math.isfinite(value))
+    if not fits or (test is not None and not test(value)):
+        text = ' '.join(filter(None, (KIND_TEXT[kind], allowed)))
+        raise ValueError(f'AttackConfig.{name}={value!r}: must be {text}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,8 +170,10 @@ class AttackConfig:
     update: Optional[str] = None
 
     def __post_init__(self):
+        """Fill unset fields from the preset, then DEFAULTS; check every field (before any
+        model is loaded or file written)."""
         if self.base not in PRESETS:
-            raise ValueError(f'unknown base {self.base!r}; presets: {sorted(PRESETS)}')
+            raise ValueError(f'AttackConfig.base={self.base!r}: choose from {sorted(PRESETS)}')
         preset = PRESETS[self.base]
         unknown = sorted(set(preset) - set(DEFAULTS))
         if unknown:
@@ -118,6 +181,11 @@ class AttackConfig:
         for name, default in DEFAULTS.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, preset.get(name, default))
+        for name in RULES:
+            if getattr(self, name) is not None or name not in ('alpha', 'beta', 'di_pad_size'):
+                check_field(name, getattr(self, name))
+        for kind in stages.KINDS:
+            stages.load(kind, getattr(self, kind))
         if self.alpha is None:
             object.__setattr__(self, 'alpha', self.max_epsilon / self.num_iter)
         if self.beta is None:
@@ -125,22 +193,9 @@ class AttackConfig:
         if self.outer_grad == 'auto':
             object.__setattr__(self, 'outer_grad',
                                'recompute' if self.random_transforms else 'cache')
-        self._check()
-
-    def _check(self):
-        choices = dict(ensemble=ENSEMBLES, fusion=FUSIONS, outer_grad=OUTER_GRADS,
-                       si_aggregate=('sum', 'mean'))
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f'{name}={getattr(self, name)!r}; choose from {allowed}')
-        if self.num_iter < 1 or self.m_svrg < 0 or self.si_copies < 1 or self.admix_copies < 0:
-            raise ValueError('num_iter >= 1, m_svrg >= 0, si_copies >= 1, admix_copies >= 0')
-        if self.ti_kernel_size < 0 or (self.ti_kernel_size and self.ti_kernel_size % 2 == 0):
-            raise ValueError('ti_kernel_size must be 0 (off) or odd')
-        if not 0.0 <= self.di_prob <= 1.0:
-            raise ValueError('di_prob must lie in [0, 1]')
-        for kind in stages.KINDS:
-            stages.load(kind, getattr(self, kind))
+        if self.nesterov and self.update != 'momentum':
+            raise ValueError(f'AttackConfig.nesterov=True needs update=\'momentum\' (its '
+                             f'velocity), not {self.update!r}')
 
     @property
     def eps(self):

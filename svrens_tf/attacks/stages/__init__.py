@@ -40,7 +40,7 @@ def load(kind, name):
         raise ValueError(f'unknown stage kind {kind!r}; kinds: {KINDS}')
     valid = names(kind)
     if name not in valid:
-        raise ValueError(f'{kind}={name!r}; choose from {valid}')
+        raise ValueError(f'AttackConfig.{kind}={name!r}: choose from {valid}')
     return importlib.import_module(f'{__name__}.{name}')
 
 
