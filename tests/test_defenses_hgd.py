@@ -108,17 +108,24 @@ def test_registry_builds_hgd_from_converted_weights(torch_reference, v3_state_di
 
 
 def test_absent_weights_name_the_folder_and_the_install_command(tmp_path):
+    install = f'svrens-download --defense hgd --checkpoint_dir {tmp_path}'
     with pytest.raises(CheckpointError) as err:
         defenses.build('hgd', checkpoint_dir=tmp_path)
     message = str(err.value)
-    assert str(tmp_path / 'hgd') in message and 'svrens-download --defense hgd' in message
+    assert str(tmp_path / 'hgd') in message and message.endswith(install)
     for member in MEMBERS:
         assert f'{member}.manifest.json' in message
+    assert install in defenses.missing_weights('hgd', tmp_path, members='inres,v3')
 
 
-def test_unknown_member_is_refused():
-    with pytest.raises(ValueError, match='subset of res152, inres, v3, resnext101'):
-        hgd.Hgd(weights={}, members=('v4',))
+def test_members_are_a_subset_in_the_summing_order():
+    assert hgd.chosen_members('v3, res152') == hgd.chosen_members(('v3', 'res152')) == [
+        'res152', 'v3']
+    assert hgd.Hgd.stored_weights(defenses.settings('hgd')) == [
+        ('hgd', m) for m in ('res152', 'inres', 'v3', 'resnext101')]
+    for members in (('v4',), (), 'v3,'):
+        with pytest.raises(ValueError, match='subset of res152, inres, v3, resnext101'):
+            hgd.Hgd(weights={}, members=members)
 
 
 def test_missing_and_unused_keys_are_named(v3_state_dict):

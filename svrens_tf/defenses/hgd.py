@@ -8,7 +8,6 @@ checkpoints converted once into the project's weight format (`svrens_tf/weights/
 `<checkpoint_dir>/hgd/<member>.npz` + manifest, the released state-dict keys and layouts.
 """
 import collections.abc
-import pathlib
 
 import tensorflow as tf
 
@@ -17,39 +16,45 @@ from svrens_tf.defenses.hgd_nets import MEMBERS
 from svrens_tf.models import CheckpointError
 from svrens_tf.weights import store
 
-WEIGHTS_FOLDER = 'hgd'
-INSTALL_COMMAND = 'svrens-download --defense hgd'
+RELEASED_FILES = {member: cls.released_file for member, cls in MEMBERS.items()}
 
 
 class ConvertedWeights(collections.abc.Mapping):
-    """{member: state dict} read from the converted files in `folder` (default
-    `<checkpoint_dir>/hgd`); checks on creation that every member in `members` is installed,
-    else one CheckpointError naming the folder, what is missing and the install command."""
+    """{member: state dict} of `members`, read from their converted files in `folder` (default
+    `<checkpoint_dir>/hgd`). Checks on creation that all are installed, else one
+    CheckpointError naming the folder, each absent file and the install command."""
 
     def __init__(self, folder, checkpoint_dir, members):
-        if folder is None:
-            if checkpoint_dir is None:
-                from svrens_tf.models.manifest import default_checkpoint_dir
-                checkpoint_dir = default_checkpoint_dir()
-            folder = pathlib.Path(checkpoint_dir) / WEIGHTS_FOLDER
-        self.folder, self.members = pathlib.Path(folder), tuple(members)
+        self.folder = base.weights_folder(Hgd.name, folder, checkpoint_dir)
+        self.members = tuple(members)
+        self.install = base.install_command(Hgd.name, checkpoint_dir)
         problems = [p for p in (store.missing(self.folder, m) for m in self.members) if p]
         if problems:
-            target = f' --checkpoint_dir {checkpoint_dir}' if checkpoint_dir is not None else ''
             raise CheckpointError(f'HGD weights are not installed in {self.folder}: '
-                                  f'{"; ".join(problems)}. Install them with '
-                                  f'`{INSTALL_COMMAND}{target}`')
+                                  f'{"; ".join(problems)}; install with: {self.install}')
 
     def __getitem__(self, member):
         if member not in self.members:
             raise KeyError(member)
-        return store.load(self.folder, member)
+        return store.load(self.folder, member, self.install)
 
     def __iter__(self):
         return iter(self.members)
 
     def __len__(self):
         return len(self.members)
+
+
+def chosen_members(members):
+    """`members` (names, or one comma-separated string as `hgd.members=v3,res152` gives) in
+    `MEMBERS` order; anything else is one ValueError."""
+    if isinstance(members, str):
+        members = [m.strip() for m in members.split(',')]
+    unknown = [m for m in members if m not in MEMBERS]
+    if unknown or not members:
+        raise ValueError(f'hgd members must be a non-empty subset of {", ".join(MEMBERS)}; '
+                         f'got {members!r}')
+    return [m for m in MEMBERS if m in members]
 
 
 def ensemble_logits(member_logits):
@@ -69,12 +74,12 @@ class Hgd(base.Defense):
 
     name = 'hgd'
 
+    @classmethod
+    def stored_weights(cls, settings):
+        return [(cls.name, m) for m in chosen_members(settings['members'])]
+
     def __init__(self, weights=None, members=tuple(MEMBERS), checkpoint_dir=None):
-        unknown = [m for m in members if m not in MEMBERS]
-        if unknown or not members:
-            raise ValueError(f'hgd members must be a non-empty subset of {", ".join(MEMBERS)}; '
-                             f'got {", ".join(map(str, members)) or "none"}')
-        members = [m for m in MEMBERS if m in members]
+        members = chosen_members(members)
         if not isinstance(weights, collections.abc.Mapping):
             weights = ConvertedWeights(weights, checkpoint_dir, members)
         super().__init__(())
