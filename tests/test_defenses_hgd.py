@@ -102,7 +102,11 @@ def test_registry_builds_hgd_from_converted_weights(torch_reference, v3_state_di
     source = tmp_path / 'denoise_incepv3_012.ckpt'
     source.write_bytes(b'stand-in for the released file')
     store.save(v3_state_dict, tmp_path / 'hgd', 'v3', source)
-    defense = defenses.build('hgd', checkpoint_dir=tmp_path, members=('v3',))
+    def no_zoo_model(zoo_name, checkpoint_dir):
+        raise AssertionError(f'HGD loads no zoo model, asked for {zoo_name}')
+    # as svrens-evaluate builds every defense: with a zoo loader, which HGD does not take
+    defense = defenses.build('hgd', checkpoint_dir=tmp_path, load_model=no_zoo_model,
+                             members=('v3',))
     labels = defense(torch_reference.images[1:])
     assert labels.tolist() == [torch_reference.data['v3_logits'][1].argmax() + 1]
 

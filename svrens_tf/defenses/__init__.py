@@ -6,9 +6,9 @@
     labels = defense(images)   # np.int64 [B]; 'rs' answers 0 where it abstains
 
 Defaults are the settings the authors' group ran (ALGORITHM.md, "Defenses of Table 3");
-options name the alternatives. Every defense takes `load_model(zoo_name, checkpoint_dir)`
-(default `svrens_tf.models.load`) and single-classifier ones a `classifier` (zoo name or
-callable). NRP, RS (Cohen et al.'s ResNet-50), HGD and ComDefend load converted weights;
+options name the alternatives. Every defense with zoo classifiers takes
+`load_model(zoo_name, checkpoint_dir)` (default `svrens_tf.models.load`; `build` passes it to
+those only) and single-classifier ones a `classifier` (zoo name or callable). NRP, RS (Cohen et al.'s ResNet-50), HGD and ComDefend load converted weights;
 `missing_weights` says, before anything is built, which are absent and how to install them.
 Other programs plug in through `defenses.external`.
 """
@@ -90,10 +90,14 @@ def zoo_models(name, **kwargs):
     return REGISTRY[name].zoo_models(settings(name, **kwargs))
 
 
-def build(name, checkpoint_dir=None, seed=0, **kwargs):
-    """The defense `name`, its classifiers loaded from `checkpoint_dir`, randomness from `seed`."""
+def build(name, checkpoint_dir=None, seed=0, load_model=None, **kwargs):
+    """The defense `name`, its classifiers loaded from `checkpoint_dir` (by `load_model` where
+    given and the defense has zoo classifiers, HGD has none), randomness from `seed`."""
     settings(name, **kwargs)
     cls = REGISTRY[name]
-    if 'seed' in inspect.signature(cls).parameters:
+    parameters = inspect.signature(cls).parameters
+    if 'seed' in parameters:
         kwargs['seed'] = seed
+    if load_model is not None and 'load_model' in parameters:
+        kwargs['load_model'] = load_model
     return cls(checkpoint_dir=checkpoint_dir, **kwargs)
