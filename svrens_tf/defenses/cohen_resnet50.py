@@ -9,17 +9,18 @@ pad 1 (symmetric padding, explicit here: TF 'SAME' pads 0/1 on the even sizes 22
 28, 14), bottlenecks [3, 4, 6, 3] with the stride on the 3x3 conv2 and a 1x1 conv + BN
 downsample on each layer's first block, BN eps 1e-5, global mean, fc 2048 -> 1000.
 Their test input (`datasets.py`): PIL `Scale(256)` (bilinear, antialiased, uint8) and
-`CenterCrop(224)`. Label = class index + 1 (the NIPS17 convention).
+`CenterCrop(224)`. Label = class index + 1 (the NIPS17 convention). The bottleneck is torchvision's, shared
+with HGD's ResNet-152 (`svrens_tf/defenses/hgd_nets/resnet152.py`).
 """
 import numpy as np
 import PIL.Image
 import tensorflow as tf
 
+from svrens_tf.defenses.hgd_nets.resnet152 import BN_EPS, bottleneck
 from svrens_tf.defenses.hgd_nets.torch_layers import StateDict, global_mean, max_pool
 
 PREFIX = '1.module'
 BLOCKS = (3, 4, 6, 3)
-BN_EPS = 1e-5
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 RESIZE, CROP = 256, 224
@@ -33,18 +34,6 @@ def preprocess(images_uint8):
         for image in images_uint8])
 
 
-def _bottleneck(params, x, key, stride, downsample):
-    def conv_bn(x, conv, bn, stride=1, padding=0, relu=True):
-        return params.conv(x, f'{key}.{conv}', stride, padding, bn=f'{key}.{bn}', eps=BN_EPS,
-                           relu=relu)
-    out = conv_bn(x, 'conv1', 'bn1')
-    out = conv_bn(out, 'conv2', 'bn2', stride, 1)
-    out = conv_bn(out, 'conv3', 'bn3', relu=False)
-    if downsample:
-        x = conv_bn(x, 'downsample.0', 'downsample.1', stride, relu=False)
-    return tf.nn.relu(out + x)
-
-
 def resnet50(params, x_unit):
     """[B,224,224,3] in [0,1] -> logits [B,1000]."""
     x = (x_unit - MEAN) / STD                                            # NormalizeLayer
@@ -53,7 +42,7 @@ def resnet50(params, x_unit):
     for layer, blocks in enumerate(BLOCKS, start=1):
         for block in range(blocks):
             stride = 2 if layer > 1 and block == 0 else 1
-            x = _bottleneck(params, x, f'{PREFIX}.layer{layer}.{block}', stride, block == 0)
+            x = bottleneck(params, x, f'{PREFIX}.layer{layer}.{block}', stride, block == 0)
     return params.linear(global_mean(x), f'{PREFIX}.fc')
 
 
