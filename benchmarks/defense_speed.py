@@ -1,0 +1,120 @@
+"""CPU (or GPU) cost per image of each Table 3 defense at 299x299, with its default settings.
+
+Each defense runs in a fresh process (its own peak memory): build it, label one image (tracing
+and graph optimisation: "first call"), then label `--num_images` NIPS17 images in batches of
+`--batch_size`, reported as wall and process-CPU seconds per image (CPU time is less sensitive
+to other load on the machine; the load average is printed per row). Weights: zoo classifiers
+are the zeros `models.build` creates (a dense net's cost does not depend on the values); NRP,
+HGD and Cohen's ResNet-50 get the synthetic state dicts of ../shared/torch_reference
+(`gen_weights.py`, released key names and shapes), converted into a temporary weight store;
+ComDefend its released files in ../shared/comdefend.
+
+    python -m benchmarks.defense_speed --defenses jpeg,nrp --num_images 2
+"""
+import multiprocessing
+import os
+import pathlib
+import platform
+import resource
+import tempfile
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+from absl import app, flags
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / 'shared'
+TABLE3 = ('bit_red', 'jpeg', 'fd', 'rp', 'nips_r3', 'rs', 'comdefend', 'nrp', 'hgd')
+
+flags.DEFINE_list('defenses', list(TABLE3), 'Defenses (svrens_tf.defenses.NAMES).')
+flags.DEFINE_integer('num_images', 2, 'Images timed after the first call.')
+flags.DEFINE_integer('batch_size', 2, 'Images per defense call.')
+flags.DEFINE_string('images', str(SHARED / 'nips17' / 'images'), 'Folder of NIPS17 PNGs.')
+FLAGS = flags.FLAGS
+
+
+def _zoo_model(zoo_name, checkpoint_dir):
+    from svrens_tf import models
+    return models.build(models.ZOO[zoo_name].arch)
+
+
+def _synthetic_state_dict(model):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'gen_weights', SHARED / 'torch_reference' / 'gen_weights.py')
+    gen_weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_weights)
+    return gen_weights.generate_state_dict(gen_weights.load_manifest(model), 1234)
+
+
+def _options(name, folder):
+    """Build options giving `name` its weights (see the module docstring)."""
+    from svrens_tf.weights import store
+    if name == 'nrp':
+        store.save(_synthetic_state_dict('nrp'), folder / 'nrp', 'nrp', __file__)
+    elif name == 'rs':
+        store.save(_synthetic_state_dict('cohen_resnet50'), folder / 'rs', 'cohen_resnet50',
+                   __file__)
+    elif name == 'hgd':
+        from svrens_tf.defenses.hgd_nets import MEMBERS
+        return {'weights': {m: _synthetic_state_dict(f'hgd_{m}') for m in MEMBERS}}
+    elif name == 'comdefend':
+        return {'weights': str(SHARED / 'comdefend')}
+    return {}
+
+
+def measure(name, images_dir, num_images, batch_size):
+    """One defense's row; runs in its own process."""
+    import imageio.v3 as iio
+    import numpy as np
+    import tensorflow as tf
+    from svrens_tf import defenses
+
+    paths = sorted(pathlib.Path(images_dir).glob('*.png'))[:num_images + 1]
+    images = np.stack([iio.imread(p) for p in paths])
+    with tempfile.TemporaryDirectory() as tmp:
+        options = _options(name, pathlib.Path(tmp))
+        if 'load_model' in defenses.options(name):
+            options['load_model'] = _zoo_model
+        start = time.perf_counter()
+        defense = defenses.build(name, tmp, seed=0, **options)
+        build_s = time.perf_counter() - start
+    start = time.perf_counter()
+    defense(images[:1])
+    first_s = time.perf_counter() - start
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for i in range(1, num_images + 1, batch_size):
+        defense(images[i:min(i + batch_size, num_images + 1)])
+    wall_s = (time.perf_counter() - start) / num_images
+    cpu_s = (time.process_time() - cpu_start) / num_images
+    gpu = bool(tf.config.list_physical_devices('GPU'))
+    peak_mib = (tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2 ** 20 if gpu else
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {'defense': name, 'device': 'GPU' if gpu else 'CPU', 'build_s': build_s,
+            'first_s': first_s, 'wall_s': wall_s, 'cpu_s': cpu_s, 'peak_mib': peak_mib}
+
+
+def run_isolated(name):
+    context = multiprocessing.get_context('spawn')
+    with context.Pool(1) as pool:
+        return pool.apply(measure, (name, FLAGS.images, FLAGS.num_images, FLAGS.batch_size))
+
+
+def main(_):
+    onednn = os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (TF default: on for x86 CPUs)')
+    print(f'{FLAGS.num_images} images timed after one first call, batch {FLAGS.batch_size}, '
+          f'299x299, default settings; TF_ENABLE_ONEDNN_OPTS={onednn}; {os.cpu_count()} CPUs '
+          f'({platform.machine()})', flush=True)
+    print('| defense | device | build (s) | first call (s) | wall s/image | CPU s/image '
+          '| peak memory (MiB) | load average |')
+    print('|---|---|---|---|---|---|---|---|')
+    for name in FLAGS.defenses:
+        row = run_isolated(name)
+        print(f"| {row['defense']} | {row['device']} | {row['build_s']:.1f} "
+              f"| {row['first_s']:.1f} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} "
+              f"| {row['peak_mib']:.0f} | {os.getloadavg()[0]:.1f} |", flush=True)
+
+
+if __name__ == '__main__':
+    app.run(main)
