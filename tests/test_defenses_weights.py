@@ -24,8 +24,7 @@ def test_round_trip_records_both_checksums(tmp_path, source, rng):
     assert store.missing(folder, 'nrp') is None
     manifest = json.loads(store.manifest_path(folder, 'nrp').read_text())
     assert manifest['sha256'] == files.sha256_file(path)
-    assert manifest['source'] == 'released.pth'
-    assert manifest['source_sha256'] == files.sha256_file(source)
+    assert manifest['sources'] == {'released.pth': files.sha256_file(source)}
     got = store.load(folder, 'nrp')
     assert sorted(got) == sorted(arrays)
     for k in arrays:

@@ -1,18 +1,17 @@
 """The project's own format for converted defense weights: a plain npz plus a manifest.
 
-    store.save(arrays, folder, 'nrp', source='NRP.pth')   # once, by the converter
+    store.save(arrays, folder, 'nrp', 'NRP.pth')          # once, by the converter
     arrays = store.load(folder, 'nrp')                      # every run: sha256 checked first
 
 `<folder>/<model>.npz` holds name -> array (the released file's own tensor names and layouts,
 no pickle: read with `allow_pickle=False`); `<model>.manifest.json` records the npz's sha256
-and size, the tensor count, and the released file's name and sha256. Both are written
+and size, the tensor count, and the released files' names and sha256. Both are written
 atomically, the manifest last, so a model is installed exactly when its manifest exists. A
 NaN/inf weight is refused when converting and again when loading, naming file and variable.
 """
+import io
 import json
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 
@@ -30,37 +29,26 @@ def manifest_path(folder, model):
     return pathlib.Path(folder) / f'{model}.manifest.json'
 
 
-def _atomic_write(path, write):
-    """Call write(file) on a temporary file beside `path`, then rename it onto `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save(arrays, folder, model, source):
+def save(arrays, folder, model, sources):
     """Write `arrays` (name -> ndarray) as `<folder>/<model>.npz` + its manifest.
 
-    `source`: path of the released file they were read from (its name and sha256 are
-    recorded). Refuses NaN/inf naming `source` and the variable. Returns the npz path."""
+    `sources`: the released file (or files) they were read from; name and sha256 of each are
+    recorded. Refuses NaN/inf naming the (first) source and the variable. Returns the npz path."""
+    sources = [sources] if isinstance(sources, (str, pathlib.PurePath)) else list(sources)
     for name, value in arrays.items():
-        check_finite(value, source, name)
+        check_finite(value, sources[0], name)
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = npz_path(folder, model)
-    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    files.write_atomic(path, buffer.getvalue())
     manifest = {'format': FORMAT, 'model': model, 'file': path.name,
                 'sha256': files.sha256_file(path), 'bytes': path.stat().st_size,
-                'tensors': len(arrays), 'source': pathlib.Path(source).name,
-                'source_sha256': files.sha256_file(source)}
-    _atomic_write(manifest_path(folder, model),
-                  lambda f: f.write(json.dumps(manifest, indent=1, sort_keys=True).encode()))
+                'tensors': len(arrays),
+                'sources': {pathlib.Path(s).name: files.sha256_file(s) for s in sources}}
+    files.write_atomic(manifest_path(folder, model),
+                       json.dumps(manifest, indent=1, sort_keys=True))
     return path
 
 
