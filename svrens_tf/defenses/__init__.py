@@ -15,9 +15,8 @@ Other programs plug in through `defenses.external`.
 import ast
 import inspect
 
-from svrens_tf.defenses import (base, bit_red, comdefend, external, fd, hgd, jpeg, nips_r3, nrp,
+from svrens_tf.defenses import (bit_red, comdefend, external, fd, hgd, jpeg, nips_r3, nrp,
                                 rp, rs)
-from svrens_tf.weights import store
 
 REGISTRY = {
     'bit_red': bit_red.BitReduction,
@@ -75,14 +74,8 @@ def missing_weights(name, checkpoint_dir=None, **kwargs):
     """None when the converted weights `build(name, checkpoint_dir, **kwargs)` loads are
     installed, else one line naming what is absent and the command that installs it (cheap:
     no file is read; call it before any work starts)."""
-    chosen = settings(name, **kwargs)
-    for defense, model in REGISTRY[name].stored_weights(chosen):
-        problem = store.missing(
-            base.weights_folder(defense, chosen.get('weights'), checkpoint_dir), model)
-        if problem:
-            return (f'{name}: {problem}; install with: '
-                    f'{base.install_command(defense, checkpoint_dir)}')
-    return None
+    problem = REGISTRY[name].missing_weights(settings(name, **kwargs), checkpoint_dir)
+    return f'{name}: {problem}' if problem else None
 
 
 def zoo_models(name, **kwargs):

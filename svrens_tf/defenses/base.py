@@ -118,6 +118,16 @@ class Defense:
         return []
 
     @classmethod
+    def missing_weights(cls, settings, checkpoint_dir):
+        """None, or what of `stored_weights(settings)` is absent and the command installing it."""
+        for defense, model in cls.stored_weights(settings):
+            problem = store.missing(
+                weights_folder(defense, settings.get('weights'), checkpoint_dir), model)
+            if problem:
+                return f'{problem}; install with: {install_command(defense, checkpoint_dir)}'
+        return None
+
+    @classmethod
     def zoo_models(cls, settings):
         classifier = settings.get('classifier')
         return [classifier] if isinstance(classifier, str) else []

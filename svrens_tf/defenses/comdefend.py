@@ -23,6 +23,7 @@ import tensorflow as tf
 from svrens_tf import files
 from svrens_tf.defenses import base
 from svrens_tf.models.checkpoint import CheckpointError, check_finite
+from svrens_tf.weights import store
 
 ENCODER_FILE = 'enc20_0.0001.npy'
 DECODER_FILE = 'dec20_0.0001.npy'
@@ -31,6 +32,7 @@ PUBLISHED_SHA256 = {
     DECODER_FILE: 'd2df77581e5913c126a30c943acb29bbada6beb942a189652c4f726d7a98ecf7',
 }
 NPZ_FILE = 'comdefend.npz'
+STORE_MODEL = 'comdefend'   # svrens-download --defense comdefend: <checkpoint_dir>/comdefend/
 ENCODER_CHANNELS = (3, 16, 32, 64, 128, 256, 128, 64, 32, 12)
 DECODER_CHANNELS = (12, 32, 64, 128, 256, 128, 64, 32, 16, 3)
 PURIFY_SIZE = 224
@@ -112,20 +114,34 @@ def read_npz(path):
     """(encoder arrays, decoder arrays) from a file written by `convert_to_npz`."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            encoder = [data[f'encoder/{i}'] for i in range(2 * (len(ENCODER_CHANNELS) - 1))]
-            decoder = [data[f'decoder/{i}'] for i in range(2 * (len(DECODER_CHANNELS) - 1))]
+            return _split({name: data[name] for name in data.files}, path)
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        if isinstance(e, CheckpointError):
+            raise
         raise CheckpointError(f'{path}: not a ComDefend npz written by convert_to_npz, or '
                               f'truncated ({e})') from None
+
+
+def released_arrays(encoder_path, decoder_path):
+    """{'encoder/<i>', 'decoder/<i>': array} from the released pair (sha256-pinned)."""
+    encoder = read_released(encoder_path, PUBLISHED_SHA256[ENCODER_FILE], ENCODER_CHANNELS)
+    decoder = read_released(decoder_path, PUBLISHED_SHA256[DECODER_FILE], DECODER_CHANNELS)
+    arrays = {f'encoder/{i}': a for i, a in enumerate(encoder)}
+    arrays.update({f'decoder/{i}': a for i, a in enumerate(decoder)})
+    return arrays
+
+
+def _split(arrays, path):
+    encoder = [arrays[f'encoder/{i}'] for i in range(2 * (len(ENCODER_CHANNELS) - 1))]
+    decoder = [arrays[f'decoder/{i}'] for i in range(2 * (len(DECODER_CHANNELS) - 1))]
     return (_check_arrays(encoder, ENCODER_CHANNELS, path),
             _check_arrays(decoder, DECODER_CHANNELS, path))
 
 
 def convert_to_npz(folder, out_path):
     """Verify and read the released pair in `folder` once; write them as a plain npz (atomic)."""
-    encoder, decoder = read_released_pair(folder)
-    arrays = {f'encoder/{i}': a for i, a in enumerate(encoder)}
-    arrays.update({f'decoder/{i}': a for i, a in enumerate(decoder)})
+    folder = pathlib.Path(folder)
+    arrays = released_arrays(folder / ENCODER_FILE, folder / DECODER_FILE)
     out_path = pathlib.Path(out_path)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -133,17 +149,28 @@ def convert_to_npz(folder, out_path):
     return out_path
 
 
+def has_weights(path):
+    """Whether `read_weights(path)` finds weights there (nothing is read)."""
+    path = pathlib.Path(path)
+    return (path.is_file() or (path / NPZ_FILE).is_file()
+            or all((path / f).is_file() for f in (ENCODER_FILE, DECODER_FILE)))
+
+
 def read_weights(path):
-    """Weights from a converted npz, or from a folder holding the npz or the released pair."""
+    """Weights from a folder svrens-download filled (the store's npz, sha256 checked against its
+    manifest), a converted npz, or a folder holding the npz or the released pair."""
     path = pathlib.Path(path)
     if path.is_file():
         return read_npz(path)
+    if store.missing(path, STORE_MODEL) is None:
+        return _split(store.load(path, STORE_MODEL), store.npz_path(path, STORE_MODEL))
     if (path / NPZ_FILE).is_file():
         return read_npz(path / NPZ_FILE)
     if (path / ENCODER_FILE).is_file() and (path / DECODER_FILE).is_file():
         return read_released_pair(path)
     raise CheckpointError(f'no ComDefend weights at {path}: expected {NPZ_FILE} or '
-                          f'{ENCODER_FILE} + {DECODER_FILE}')
+                          f'{ENCODER_FILE} + {DECODER_FILE}; install with: '
+                          f'{base.install_command("comdefend")}')
 
 
 def _conv_stack(x, arrays):
@@ -208,14 +235,17 @@ class ComDefend(base.TransformDefense):
 
     name = 'comdefend'
 
+    @classmethod
+    def missing_weights(cls, settings, checkpoint_dir):
+        folder = base.weights_folder(cls.name, settings['weights'], checkpoint_dir)
+        if has_weights(folder):
+            return None
+        return (f'no ComDefend weights in {folder}; install with: '
+                f'{base.install_command(cls.name, checkpoint_dir)}')
+
     def __init__(self, weights=None, classifier='res_v2_101', size=PURIFY_SIZE,
                  patch_size=PATCH_SIZE, checkpoint_dir=None, load_model=base.load_zoo_model):
-        if weights is None:
-            if checkpoint_dir is None:
-                raise ValueError('comdefend needs weights=<comdefend.npz or the folder of the '
-                                 'released enc20/dec20 files>, or a checkpoint_dir whose '
-                                 'comdefend/ folder holds them')
-            weights = pathlib.Path(checkpoint_dir) / 'comdefend'
+        weights = base.weights_folder(self.name, weights, checkpoint_dir)
         if patch_size and size % patch_size:
             raise ValueError(f'patch_size {patch_size} must divide size {size}')
         self.purifier = Purifier(*read_weights(weights), patch_size=patch_size)
