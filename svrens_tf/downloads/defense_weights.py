@@ -67,10 +67,11 @@ def _hgd_release():
 def release(defense):
     """The Release of `defense` (hgd, nrp, rs or comdefend)."""
     if defense == 'nrp':
+        from svrens_tf.defenses import nrp
         return Release((Download(DRIVE + '1qWqUS9MKGLC5GxQiqqZsw7z72XCSB8Oc',
                                  'pretrained_purifiers.download',
                                  'https://github.com/Muzammal-Naseer/NRP ("Pretrained Purifiers")'),),
-                       (Model('nrp', ('NRP.pth',)), Model('nrp_resg', ('NRP_resG.pth',))))
+                       tuple(Model(m, (f,)) for m, f in nrp.RELEASED_FILES.items()))
     if defense == 'rs':
         return Release((Download(DRIVE + '1h_TpbXm5haY5f-l4--IKylmdz6tvPoR4', 'models.download',
                                  'https://github.com/locuslab/smoothing ("our trained models")'),),
