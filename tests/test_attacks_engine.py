@@ -12,6 +12,7 @@ import scipy.ndimage
 import tensorflow as tf
 
 from svrens_tf import attacks
+from svrens_tf.attacks import randomness
 
 SIZE, CLASSES, BATCH = 8, 5, 2
 Heads = collections.namedtuple('Heads', ['logits', 'aux_logits'])
@@ -78,30 +79,34 @@ def ti(g):
     return scipy.ndimage.correlate(g, kernel[None, :, :, None], mode='constant')
 
 
+def reference_direction(models, x, y, sign, ensemble, inner_models, box, beta, smooth):
+    """Ens: the ensemble gradient at x.  SVRE: the last inner accumulator around x."""
+    g_ens = ensemble_grad(models, x, y, sign)
+    if ensemble == 'ens':
+        return g_ens
+    x_in, inner = x.copy(), np.zeros_like(x)
+    for k in inner_models:
+        g = single_grad(models[k], x_in, y, sign) - (single_grad(models[k], x, y, sign) - g_ens)
+        inner = inner + norm(smooth(g))
+        x_in = np.clip(x_in + beta * np.sign(inner), *box)
+    return inner
+
+
 def reference_attack(models, x, y, base, ensemble, indices, targeted, num_iter, eps, alpha):
     """The authors' Ens / SVRE loops for I-FGSM, MI-FGSM and TIM (ALGORITHM.md)."""
     sign = -1.0 if targeted else 1.0
     smooth = ti if base == 'tim' else (lambda g: g)
     x = x.astype(np.float64)
-    x_min, x_max = np.clip(x - eps, -1, 1), np.clip(x + eps, -1, 1)
+    box = np.clip(x - eps, -1, 1), np.clip(x + eps, -1, 1)
     velocity = np.zeros_like(x)
     for t in range(num_iter):
-        g_ens = ensemble_grad(models, x, y, sign)
-        if ensemble == 'ens':
-            direction = smooth(g_ens)
-        else:
-            x_in, inner = x.copy(), np.zeros_like(x)
-            for k in indices[t]:
-                g = single_grad(models[k], x_in, y, sign) - (
-                    single_grad(models[k], x, y, sign) - g_ens)
-                inner = inner + norm(smooth(g))
-                x_in = np.clip(x_in + alpha * np.sign(inner), x_min, x_max)
-            direction = smooth(inner)
+        direction = smooth(reference_direction(models, x, y, sign, ensemble, indices[t], box,
+                                               alpha, smooth))
         if base == 'i_fgsm':
-            x = np.clip(x + alpha * np.sign(direction), x_min, x_max)
+            x = np.clip(x + alpha * np.sign(direction), *box)
         else:
             velocity = velocity + norm(direction)
-            x = np.clip(x + alpha * np.sign(velocity), x_min, x_max)
+            x = np.clip(x + alpha * np.sign(velocity), *box)
     return x
 
 
@@ -268,3 +273,51 @@ def test_a_sweep_shares_one_trace_and_matches_fresh_traces(batch):
         fresh = attacks.generate(_regressions(3), x, y,
                                  attacks.AttackConfig(base='mi_fgsm', **fields))
         np.testing.assert_array_equal(result, fresh)
+
+
+def neighbour_draws(cfg, x, y, t, n, num_models):
+    """The engine's draws for variance-tuning neighbour n of outer step t (the keys of
+    randomness.py): the noise within vt_bound * eps, and the neighbour's inner surrogates."""
+    key = randomness.derive(randomness.batch_key(cfg.seed, x, y), t, randomness.STAGE)
+    bound = tf.constant(np.float32(cfg.vt_bound)) * tf.constant(np.float32(cfg.eps))
+    noise = tf.random.stateless_uniform(x.shape, randomness.derive(key, n, 0), -bound, bound)
+    models = randomness.model_schedule(randomness.derive(key, n, 1), 1, cfg.inner_steps,
+                                       num_models)[0]
+    return noise.numpy().astype(np.float64), models.numpy()
+
+
+def reference_variance_tuning(models, x, y, cfg, indices):
+    """VMI/VNI-FGSM as the authors' vmi_fgsm.py / vni_fgsm.py, with Ens or SVRE directions."""
+    x_clean, x = x, x.astype(np.float64)
+    box = np.clip(x - cfg.eps, -1, 1), np.clip(x + cfg.eps, -1, 1)
+    velocity, variance = np.zeros_like(x), np.zeros_like(x)
+
+    def direction(point, inner_models):
+        return reference_direction(models, point, y, 1.0, cfg.ensemble, inner_models, box,
+                                   cfg.inner_step, lambda g: g)
+    for t in range(cfg.num_iter):
+        query = x + cfg.step * cfg.momentum * velocity if cfg.nesterov else x
+        g = direction(query, indices[t])
+        total = 0.0
+        for n in range(cfg.vt_neighbors):
+            noise, inner_models = neighbour_draws(cfg, x_clean, y, t, n, len(models))
+            total = total + direction(x + noise, inner_models)
+        tuned, variance = g + variance, total / cfg.vt_neighbors - g
+        velocity = cfg.momentum * velocity + norm(tuned)
+        x = np.clip(x + cfg.step * np.sign(velocity), *box)
+    return x
+
+
+@pytest.mark.parametrize('base,ensemble', [('vmi_fgsm', 'ens'), ('vmi_fgsm', 'svre'),
+                                           ('vni_fgsm', 'svre')])
+def test_variance_tuning_matches_numpy_reference(linear_models, batch, base, ensemble):
+    x, y = batch
+    cfg = attacks.AttackConfig(base=base, ensemble=ensemble, num_iter=3, m_svrg=2,
+                               vt_neighbors=3, max_epsilon=8, seed=5)
+    indices = np.random.RandomState(2).randint(0, 3, (3, 2))
+    result = attacks.attack(linear_models, x, y, cfg, model_indices=indices)
+    expected = reference_variance_tuning(linear_models, x, y, cfg, indices)
+    assert np.abs(result.x_adv.numpy() - x).max() > 0.5 * cfg.eps
+    np.testing.assert_allclose(result.x_adv, expected, atol=1e-5, rtol=0)
+    assert result.gradient_passes == 3 * attacks.passes_per_outer_step(cfg, 3)
+    assert attacks.passes_per_outer_step(cfg, 3) == 4 * (3 if ensemble == 'ens' else 3 + 2 + 3)

@@ -27,6 +27,11 @@ PRESETS = {
     'si_ti_dim': dict(momentum=1.0, ti_kernel_size=7, di_prob=0.5, si_copies=5, m_svrg=32),
     'admix_ti_dim': dict(momentum=1.0, ti_kernel_size=7, di_prob=0.5, si_copies=5,
                          si_aggregate='mean', admix_copies=3, m_svrg=32),
+    # Variance tuning as the authors' vmi_fgsm.py / vni_fgsm.py (github.com/JHL-HUST/VT).
+    'vmi_fgsm': dict(momentum=1.0, gradient='variance_tuning', vt_neighbors=20, vt_bound=1.5,
+                     m_svrg=16),
+    'vni_fgsm': dict(momentum=1.0, nesterov=True, gradient='variance_tuning', vt_neighbors=20,
+                     vt_bound=1.5, m_svrg=16),
 }
 
 # Value of a field that neither the caller nor the preset sets.  None for alpha (max_epsilon /
@@ -36,12 +41,14 @@ DEFAULTS = dict(ensemble='svre', fusion='logits', aux_weight=0.4, max_epsilon=16
                 di_prob=0.0, di_pad_size=None, di_per_image=False, si_copies=1,
                 si_aggregate='sum', admix_copies=0, admix_portion=0.2, m_svrg=16, beta=None,
                 inner_momentum=1.0, outer_grad='auto', targeted=False, seed=1000,
-                gradient='direct', post_process='ti', update='momentum')
+                gradient='direct', post_process='ti', update='momentum', vt_neighbors=20,
+                vt_bound=1.5)
 
 # Fields that enter the traced attack as runtime tensors (`AttackConfig.settings`): configs
 # that differ only in these share one trace (loop.py).
 RUNTIME_FIELDS = ('max_epsilon', 'num_iter', 'alpha', 'momentum', 'di_prob', 'admix_portion',
-                  'm_svrg', 'beta', 'inner_momentum', 'aux_weight', 'seed')
+                  'm_svrg', 'beta', 'inner_momentum', 'aux_weight', 'seed', 'vt_neighbors',
+                  'vt_bound')
 
 ENSEMBLES = ('ens', 'svre')
 FUSIONS = ('logits', 'predictions', 'loss')
@@ -82,6 +89,8 @@ RULES = dict(
     m_svrg=('int', lambda v: v >= 0, '>= 0'),
     targeted=('bool', None, ''),
     seed=('int', lambda v: 0 <= v < SEED_LIMIT, f'in [0, {SEED_LIMIT})'),
+    vt_neighbors=('int', lambda v: v >= 1, '>= 1'),
+    vt_bound=('real', lambda v: v > 0, '> 0 (times eps)'),
 )
 KIND_TEXT = dict(real='a finite number', int='an int', bool='a bool (True or False)')
 
@@ -140,6 +149,8 @@ class AttackConfig:
     gradient, post_process, update: the stage modules of the outer step, names of modules of
         svrens_tf/attacks/stages (see its __init__): gradient transform, direction
         post-processing and update rule.
+    vt_neighbors, vt_bound: variance tuning's N neighbours per step, drawn uniformly within
+        vt_bound * eps of x_t (gradient 'variance_tuning').
     """
     base: str = 'mi_fgsm'
     ensemble: Optional[str] = None
@@ -168,6 +179,8 @@ class AttackConfig:
     gradient: Optional[str] = None
     post_process: Optional[str] = None
     update: Optional[str] = None
+    vt_neighbors: Optional[int] = None
+    vt_bound: Optional[float] = None
 
     def __post_init__(self):
         """Fill unset fields from the preset, then DEFAULTS; check every field (before any
