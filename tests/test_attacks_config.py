@@ -52,6 +52,12 @@ CASES = [
     ('gradient', 'nope', "choose from ['direct'"),
     ('post_process', 'gauss', "choose from ["),
     ('update', 'adam', "choose from ['momentum'"),
+    ('vt_neighbors', 0, 'int >= 1'),
+    ('vt_bound', -1.5, '> 0'),
+    ('pi_amplification', 0.0, '> 0'),
+    ('pi_kernel_size', 1, 'odd >= 3'),
+    ('pi_kernel_size', 4, 'odd >= 3'),
+    ('pi_gamma', math.nan, 'finite number >= 0'),
 ]
 
 
@@ -68,6 +74,11 @@ def test_bad_preset_values_are_refused_too(monkeypatch):
     monkeypatch.setitem(attacks.PRESETS, 'broken', dict(di_prob=7.0))
     with pytest.raises(ValueError, match=r'AttackConfig.di_prob=7.0: .*in \[0, 1\]'):
         attacks.AttackConfig(base='broken')
+
+
+def test_nesterov_needs_the_momentum_update():
+    with pytest.raises(ValueError, match="nesterov=True needs update='momentum'"):
+        attacks.AttackConfig(base='ni_fgsm', update='patchwise')
 
 
 @pytest.mark.parametrize('fields', [

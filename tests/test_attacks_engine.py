@@ -321,3 +321,43 @@ def test_variance_tuning_matches_numpy_reference(linear_models, batch, base, ens
     np.testing.assert_allclose(result.x_adv, expected, atol=1e-5, rtol=0)
     assert result.gradient_passes == 3 * attacks.passes_per_outer_step(cfg, 3)
     assert attacks.passes_per_outer_step(cfg, 3) == 4 * (3 if ensemble == 'ens' else 3 + 2 + 3)
+
+
+def project(cut):
+    """The authors' project_noise: zero-padded 3x3 sum of the neighbours over 8."""
+    kernel = np.full((3, 3), 1 / 8.0)
+    kernel[1, 1] = 0.0
+    return scipy.ndimage.correlate(cut, kernel[None, :, :, None], mode='constant')
+
+
+def reference_patchwise(models, x, y, cfg, indices):
+    """PI-FGSM as the authors' patch-wise_iter_attack.py, with Ens or SVRE (TI) directions."""
+    x = x.astype(np.float64)
+    box = np.clip(x - cfg.eps, -1, 1), np.clip(x + cfg.eps, -1, 1)
+    smooth = ti if cfg.ti_kernel_size else (lambda g: g)
+    step = cfg.step * cfg.pi_amplification
+    amplification = np.zeros_like(x)
+    for t in range(cfg.num_iter):
+        d = smooth(reference_direction(models, x, y, 1.0, cfg.ensemble, indices[t], box,
+                                       cfg.inner_step, smooth))
+        amplification = amplification + step * np.sign(d)
+        cut = np.maximum(np.abs(amplification) - cfg.eps, 0) * np.sign(amplification)
+        projection = cfg.pi_gamma * step * np.sign(project(cut))
+        amplification = amplification + projection
+        x = np.clip(x + step * np.sign(d) + projection, *box)
+    return x
+
+
+@pytest.mark.parametrize('ensemble,ti_kernel_size', [('ens', 0), ('svre', 0), ('svre', 7)])
+def test_patchwise_matches_numpy_reference(linear_models, batch, ensemble, ti_kernel_size):
+    x, y = batch
+    cfg = attacks.AttackConfig(base='pi_fgsm', ensemble=ensemble, num_iter=4, m_svrg=3,
+                               ti_kernel_size=ti_kernel_size, pi_amplification=2.5)
+    indices = np.random.RandomState(4).randint(0, 3, (4, 3))
+    x_adv = attacks.generate(linear_models, x, y, cfg, model_indices=indices)
+    expected = reference_patchwise(linear_models, x, y, cfg, indices)
+    np.testing.assert_allclose(x_adv, expected, atol=1e-5, rtol=0)
+    moved = np.abs(x_adv - x)
+    assert moved.max() > 0.5 * cfg.eps
+    # the projection moves pixels by other than whole amplified steps
+    assert np.any(np.abs(moved / (cfg.step * 2.5) - np.round(moved / (cfg.step * 2.5))) > 0.01)

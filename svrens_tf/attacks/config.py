@@ -32,6 +32,10 @@ PRESETS = {
                      m_svrg=16),
     'vni_fgsm': dict(momentum=1.0, nesterov=True, gradient='variance_tuning', vt_neighbors=20,
                      vt_bound=1.5, m_svrg=16),
+    # Patch-wise iterative attack as the authors' patch-wise_iter_attack.py
+    # (github.com/qilong-zhang/Patch-wise-iterative-attack); momentum unused.
+    'pi_fgsm': dict(update='patchwise', pi_amplification=10.0, pi_kernel_size=3, pi_gamma=1.0,
+                    m_svrg=16),
 }
 
 # Value of a field that neither the caller nor the preset sets.  None for alpha (max_epsilon /
@@ -42,13 +46,13 @@ DEFAULTS = dict(ensemble='svre', fusion='logits', aux_weight=0.4, max_epsilon=16
                 si_aggregate='sum', admix_copies=0, admix_portion=0.2, m_svrg=16, beta=None,
                 inner_momentum=1.0, outer_grad='auto', targeted=False, seed=1000,
                 gradient='direct', post_process='ti', update='momentum', vt_neighbors=20,
-                vt_bound=1.5)
+                vt_bound=1.5, pi_amplification=10.0, pi_kernel_size=3, pi_gamma=1.0)
 
 # Fields that enter the traced attack as runtime tensors (`AttackConfig.settings`): configs
 # that differ only in these share one trace (loop.py).
 RUNTIME_FIELDS = ('max_epsilon', 'num_iter', 'alpha', 'momentum', 'di_prob', 'admix_portion',
                   'm_svrg', 'beta', 'inner_momentum', 'aux_weight', 'seed', 'vt_neighbors',
-                  'vt_bound')
+                  'vt_bound', 'pi_amplification', 'pi_gamma')
 
 ENSEMBLES = ('ens', 'svre')
 FUSIONS = ('logits', 'predictions', 'loss')
@@ -91,6 +95,9 @@ RULES = dict(
     seed=('int', lambda v: 0 <= v < SEED_LIMIT, f'in [0, {SEED_LIMIT})'),
     vt_neighbors=('int', lambda v: v >= 1, '>= 1'),
     vt_bound=('real', lambda v: v > 0, '> 0 (times eps)'),
+    pi_amplification=('real', lambda v: v > 0, '> 0'),
+    pi_kernel_size=('int', lambda v: v >= 3 and _odd(v), 'odd >= 3'),
+    pi_gamma=('real', lambda v: v >= 0, '>= 0'),
 )
 KIND_TEXT = dict(real='a finite number', int='an int', bool='a bool (True or False)')
 
@@ -151,6 +158,9 @@ class AttackConfig:
         post-processing and update rule.
     vt_neighbors, vt_bound: variance tuning's N neighbours per step, drawn uniformly within
         vt_bound * eps of x_t (gradient 'variance_tuning').
+    pi_amplification, pi_kernel_size, pi_gamma: the patch-wise update's step amplification,
+        project kernel size and projection step as a multiple of the amplified step
+        (update 'patchwise').
     """
     base: str = 'mi_fgsm'
     ensemble: Optional[str] = None
@@ -181,6 +191,9 @@ class AttackConfig:
     update: Optional[str] = None
     vt_neighbors: Optional[int] = None
     vt_bound: Optional[float] = None
+    pi_amplification: Optional[float] = None
+    pi_kernel_size: Optional[int] = None
+    pi_gamma: Optional[float] = None
 
     def __post_init__(self):
         """Fill unset fields from the preset, then DEFAULTS; check every field (before any
