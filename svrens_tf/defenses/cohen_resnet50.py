@@ -9,15 +9,15 @@ pad 1 (symmetric padding, explicit here: TF 'SAME' pads 0/1 on the even sizes 22
 28, 14), bottlenecks [3, 4, 6, 3] with the stride on the 3x3 conv2 and a 1x1 conv + BN
 downsample on each layer's first block, BN eps 1e-5, global mean, fc 2048 -> 1000.
 Their test input (`datasets.py`): PIL `Scale(256)` (bilinear, antialiased, uint8) and
-`CenterCrop(224)`. Label = class index + 1 (the NIPS17 convention). The bottleneck is torchvision's, shared
-with HGD's ResNet-152 (`svrens_tf/defenses/hgd_nets/resnet152.py`).
+`CenterCrop(224)`. Label = class index + 1 (the NIPS17 convention). The trunk is torchvision's, shared with
+HGD's ResNet-152 (`resnet_trunk` in `svrens_tf/defenses/hgd_nets/resnet152.py`).
 """
 import numpy as np
 import PIL.Image
 import tensorflow as tf
 
-from svrens_tf.defenses.hgd_nets.resnet152 import BN_EPS, bottleneck
-from svrens_tf.defenses.hgd_nets.torch_layers import StateDict, global_mean, max_pool
+from svrens_tf.defenses.hgd_nets.resnet152 import resnet_trunk
+from svrens_tf.defenses.hgd_nets.torch_layers import StateDict, global_mean
 
 PREFIX = '1.module'
 BLOCKS = (3, 4, 6, 3)
@@ -37,12 +37,8 @@ def preprocess(images_uint8):
 def resnet50(params, x_unit):
     """[B,224,224,3] in [0,1] -> logits [B,1000]."""
     x = (x_unit - MEAN) / STD                                            # NormalizeLayer
-    x = params.conv(x, f'{PREFIX}.conv1', 2, 3, bn=f'{PREFIX}.bn1', eps=BN_EPS, relu=True)
-    x = max_pool(x, 3, 2, padding=1)
-    for layer, blocks in enumerate(BLOCKS, start=1):
-        for block in range(blocks):
-            stride = 2 if layer > 1 and block == 0 else 1
-            x = bottleneck(params, x, f'{PREFIX}.layer{layer}.{block}', stride, block == 0)
+    x = resnet_trunk(params, x, (f'{PREFIX}.conv1', f'{PREFIX}.bn1'),
+                     lambda stage, block: f'{PREFIX}.layer{stage + 1}.{block}', BLOCKS)
     return params.linear(global_mean(x), f'{PREFIX}.fc')
 
 

@@ -4,7 +4,8 @@ Each member (`hgd_nets`: ResNet-152, Inception-ResNet-v2, Inception-v3, ResNeXt-
 normalises the image in [0,1] its own way, denoises it with its own U-Net and classifies the
 denoised image; the defense sums the four members' logits and answers argmax + 1, as
 lfz/Guided-Denoise `nips_deploy/defense.py` does. The weights are the released PyTorch
-checkpoints converted once into the project's weight format (`svrens_tf/weights/store.py`):
+checkpoints converted once into the project's weight format (`svrens_tf/weights/store.py`) by
+`svrens-download --defense hgd` (`svrens_tf/downloads/defense_weights.py`):
 `<checkpoint_dir>/hgd/<member>.npz` + manifest, the released state-dict keys and layouts.
 """
 import collections.abc
@@ -15,8 +16,6 @@ from svrens_tf.defenses import base
 from svrens_tf.defenses.hgd_nets import MEMBERS
 from svrens_tf.models import CheckpointError
 from svrens_tf.weights import store
-
-RELEASED_FILES = {member: cls.released_file for member, cls in MEMBERS.items()}
 
 
 class ConvertedWeights(collections.abc.Mapping):

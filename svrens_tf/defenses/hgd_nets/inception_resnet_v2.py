@@ -10,9 +10,8 @@ denoiser. Input in TF's normalisation. Keys as in `denoise_inres_014.ckpt`.
 import tensorflow as tf
 
 from svrens_tf.defenses.hgd_nets import member
-from svrens_tf.defenses.hgd_nets.inception_v3 import basic_conv, basic_conv_chain
-from svrens_tf.defenses.hgd_nets.torch_layers import (avg_pool_3x3_exclude_pad, global_mean,
-                                                      max_pool)
+from svrens_tf.defenses.hgd_nets.inception_v3 import basic_conv, basic_conv_chain, stem
+from svrens_tf.defenses.hgd_nets.torch_layers import avg_pool_3x3_exclude_pad, max_pool
 
 
 def mixed_5b(params, x, key):
@@ -64,14 +63,7 @@ def block8(params, x, key, scale=0.20, relu=True):
 
 def features(params, x):
     """Normalised image -> conv2d_7b [B,8,8,1536]."""
-    x = basic_conv(params, x, 'net.conv2d_1a', stride=2)
-    x = basic_conv(params, x, 'net.conv2d_2a')
-    x = basic_conv(params, x, 'net.conv2d_2b', padding=1)
-    x = max_pool(x, 3, 2)
-    x = basic_conv(params, x, 'net.conv2d_3b')
-    x = basic_conv(params, x, 'net.conv2d_4a')
-    x = max_pool(x, 3, 2)
-    x = mixed_5b(params, x, 'net.mixed_5b')
+    x = mixed_5b(params, stem(params, x), 'net.mixed_5b')
     for i in range(10):
         x = block35(params, x, f'net.repeat.{i}')
     x = mixed_6a(params, x, 'net.mixed_6a')
@@ -89,6 +81,5 @@ class InceptionResNetV2(member.Member):
     released_file = 'denoise_inres_014.ckpt'
     normalisation = member.TF_NORMALISATION
     denoiser_prefix = 'net.denoise.0'
-
-    def classify(self, x):
-        return self.params.linear(global_mean(features(self.params, x)), 'net.classif')[:, 1:]
+    features = staticmethod(features)
+    classifier = 'net.classif'

@@ -9,8 +9,7 @@ normalisation, (x - 0.5) / 0.5. State-dict keys `net.<module>...` as in `denoise
 import tensorflow as tf
 
 from svrens_tf.defenses.hgd_nets import member
-from svrens_tf.defenses.hgd_nets.torch_layers import (avg_pool_3x3_exclude_pad, global_mean,
-                                                      max_pool)
+from svrens_tf.defenses.hgd_nets.torch_layers import avg_pool_3x3_exclude_pad, max_pool
 
 BN_EPS = 1e-3
 
@@ -74,15 +73,20 @@ def inception_e(params, x, key):
         _pool_branch(params, x, f'{key}.branch3')], axis=-1)
 
 
-def features(params, x):
-    """Normalised image -> Mixed_7c [B,8,8,2048]."""
+def stem(params, x):
+    """299 -> 35: conv2d_1a (3x3/2) ... conv2d_4a, two max pools (also Inception-ResNet-v2's)."""
     x = basic_conv(params, x, 'net.conv2d_1a', stride=2)
     x = basic_conv(params, x, 'net.conv2d_2a')
     x = basic_conv(params, x, 'net.conv2d_2b', padding=1)
     x = max_pool(x, 3, 2)
     x = basic_conv(params, x, 'net.conv2d_3b')
     x = basic_conv(params, x, 'net.conv2d_4a')
-    x = max_pool(x, 3, 2)
+    return max_pool(x, 3, 2)
+
+
+def features(params, x):
+    """Normalised image -> Mixed_7c [B,8,8,2048]."""
+    x = stem(params, x)
     for name in ('Mixed_5b', 'Mixed_5c', 'Mixed_5d'):
         x = inception_a(params, x, f'net.{name}')
     x = inception_b(params, x, 'net.Mixed_6a')
@@ -99,6 +103,5 @@ class InceptionV3(member.Member):
     released_file = 'denoise_incepv3_012.ckpt'
     normalisation = member.TF_NORMALISATION
     denoiser_prefix = 'net.denoise'
-
-    def classify(self, x):
-        return self.params.linear(global_mean(features(self.params, x)), 'net.classif')[:, 1:]
+    features = staticmethod(features)
+    classifier = 'net.classif'

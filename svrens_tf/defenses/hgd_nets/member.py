@@ -19,12 +19,16 @@ TORCH_NORMALISATION = (np.array([0.485, 0.456, 0.406], np.float32),
 
 
 class Member(tf.Module):
-    """Subclasses set `key`, `released_file`, `normalisation`, `denoiser_prefix`, `classify`."""
+    """Subclasses set `key`, `released_file`, `normalisation`, `denoiser_prefix`, `features`
+    (a function (params, normalised image) -> feature map) and `classifier` (the key of the
+    final nn.Linear, on the features' global mean)."""
 
     key = None
     released_file = None
     normalisation = None
     denoiser_prefix = None
+    features = None
+    classifier = None
 
     def __init__(self, state_dict):
         super().__init__(name=f'hgd_{self.key}')
@@ -40,8 +44,11 @@ class Member(tf.Module):
         return (images_unit - mean) / std
 
     def classify(self, x):
-        """Normalised image [B,299,299,3] -> logits [B,1000]."""
-        raise NotImplementedError
+        """Normalised image [B,299,299,3] -> logits [B,1000] (a 1001-way layer's background
+        column, index 0, dropped as `x[:, 1:]`)."""
+        logits = self.params.linear(torch_layers.global_mean(self.features(self.params, x)),
+                                    self.classifier)
+        return logits[:, 1:] if logits.shape[-1] == 1001 else logits
 
     def forward(self, images_unit):
         denoised = denoiser.denoise(self.params, self.normalise(images_unit), self.denoiser_prefix)
