@@ -1,38 +1,49 @@
-"""svrens-report: our numbers beside the paper's, from the evaluations under a results folder.
+"""svrens-report: our numbers beside the paper's, from run_attacks.sh's results folder or from
+any svrens-evaluate output folders.
 
     svrens-report --results_dir results
+    svrens-report results/eval_ens_mi results/eval_svre_mi [--output results/report.md]
 
-Reads RESULTS/<experiment>/**/evaluation.json (experiments table1, table2, table3, fig2, fig3,
-fig4 as run_attacks.sh lays them out), writes RESULTS/report.md and, when matplotlib is
-installed, RESULTS/figures/*.png.
+--results_dir reads RESULTS/<experiment>/**/evaluation.json (table1, table2, table3, fig2, fig3,
+fig4, as run_attacks.sh lays them out). Explicit folders are sorted into the tables by their
+surrogates (3 of the 4 normal models: Table 1; all 4: Tables 2 and 3). Writes report.md (default
+RESULTS/report.md, or beside the folders), report.json and report.csv with the same numbers, and
+figures/*.png when matplotlib is installed. Results that hold no run are an error (exit 1).
 """
+import os
 import pathlib
+import sys
 
 from absl import app, flags
 
-from svrens_tf import files, report
+from svrens_tf import report
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('results_dir', 'results', 'Folder holding the experiments\' evaluations.')
-flags.DEFINE_string('output', None, 'Markdown report path (default: RESULTS/report.md).')
+flags.DEFINE_string('results_dir', None, 'Folder holding run_attacks.sh\'s experiments '
+                    '(default: results, when no evaluation folder is given).')
+flags.DEFINE_string('output', None, 'Markdown report path; report.json, report.csv and '
+                    'figures/ go beside it (default: RESULTS/report.md, or report.md in the '
+                    'folder holding the evaluation folders).')
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-    results_dir = pathlib.Path(FLAGS.results_dir)
-    if not results_dir.is_dir():
-        raise app.UsageError(f'{results_dir}: results folder not found')
-    markdown, figures = report.build_report(results_dir)
-    written = report.draw_figures(figures, results_dir / 'figures')
-    if written:
-        markdown += '\n## Figures\n\n' + ''.join(
-            f'![{p.stem}]({p.relative_to(results_dir)})\n' for p in written)
-    elif figures:
-        markdown += '\n(Figures need matplotlib: pip install svrens_tf[plots].)\n'
-    output = pathlib.Path(FLAGS.output or results_dir / 'report.md')
-    files.write_atomic(output, markdown)
-    print(f'wrote {output}' + (f' and {len(written)} figures' if written else ''))
+    folders = argv[1:]
+    if folders and FLAGS.results_dir:
+        raise app.UsageError('pass --results_dir or evaluation folders, not both')
+    try:
+        if folders:
+            runs, unrecorded = report.load_evaluations(folders)
+            parents = [str(pathlib.Path(f).resolve().parent) for f in folders]
+            default = pathlib.Path(os.path.commonpath(parents)) / 'report.md'
+        else:
+            results_dir = pathlib.Path(FLAGS.results_dir or 'results')
+            runs, unrecorded = report.load_results_dir(results_dir)
+            default = results_dir / 'report.md'
+        written = report.write_report(report.build_report(runs, unrecorded),
+                                      FLAGS.output or default)
+    except report.ReportError as err:
+        sys.exit(f'svrens-report: {err}')
+    print(f'wrote {", ".join(map(str, written))}')
 
 
 def run():
