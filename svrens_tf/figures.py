@@ -50,8 +50,8 @@ class Lines:
     x_lim: tuple = None
 
     def draw(self, plt):
-        figure, axes = plt.subplots(1, len(self.panels), figsize=(5 * len(self.panels), 4),
-                                    squeeze=False)
+        width = max(6.5, 5 * len(self.panels))
+        figure, axes = plt.subplots(1, len(self.panels), figsize=(width, 4), squeeze=False)
         for axis, (title, curves) in zip(axes[0], self.panels):
             for label, xs, ys in curves:
                 axis.plot(xs, ys, marker='o', label=label)
@@ -83,7 +83,7 @@ def draw(figures, folder):
     written = []
     for name, spec in figures:
         figure = spec.draw(plt)
-        figure.suptitle(spec.title)
+        figure.suptitle(spec.title, fontsize='medium')
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format='png', dpi=120)

@@ -20,7 +20,8 @@ PAPER_TABLES = pathlib.Path(__file__).resolve().parent / 'resources' / 'paper_ta
 
 BASE_NAMES = {'i_fgsm': 'I-FGSM', 'mi_fgsm': 'MI-FGSM', 'ni_fgsm': 'NI-FGSM', 'tim': 'TIM',
               'dim': 'DIM', 'ti_dim': 'TI-DIM', 'si_ti_dim': 'SI-TI-DIM',
-              'admix_ti_dim': 'Admix-TI-DIM'}
+              'admix_ti_dim': 'Admix-TI-DIM', 'vmi_fgsm': 'VMI-FGSM', 'vni_fgsm': 'VNI-FGSM',
+              'pi_fgsm': 'PI-FGSM'}
 NORMAL_MODELS = experiments.NORMAL
 ADV_TRAINED = experiments.ADV_TRAINED
 ZOO_CLASSIFIERS = NORMAL_MODELS + ADV_TRAINED
