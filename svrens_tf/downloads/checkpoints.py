@@ -12,7 +12,7 @@ import tarfile
 import tempfile
 import zlib
 
-from svrens_tf import models
+from svrens_tf import files, models
 from svrens_tf.downloads import fetch
 from svrens_tf.models import checkpoint, manifest, zoo
 from svrens_tf.models.checkpoint import CheckpointError
@@ -79,7 +79,7 @@ def _install_archive(entry, archive, checkpoint_dir):
     for stale in glob.glob(os.path.join(checkpoint_dir, f'.{entry.name}.staging-*')):
         shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted run
     staging = tempfile.mkdtemp(prefix=f'.{entry.name}.staging-', dir=checkpoint_dir)
-    os.chmod(staging, 0o755)  # mkdtemp's 0700 would become the installed folder's mode
+    os.chmod(staging, files.FOLDER_MODE)  # not mkdtemp's 0700: it becomes the installed folder
     target = os.path.join(checkpoint_dir, entry.name)
     try:
         extract(archive, staging)
