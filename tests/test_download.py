@@ -320,3 +320,20 @@ def test_packaged_checksums_are_the_reference_list(shared_dir):
     packaged = nips17.image_checksums()
     assert packaged == nips17.image_checksums(shared_dir / 'nips17' / 'SHA256SUMS')
     assert len(packaged) == 1000
+
+
+def test_unreachable_dataset_source_gives_up_early_and_says_the_three_ways(
+        tmp_path, server, capsys):
+    out = tmp_path / 'nips17'  # the packaged list: 1000 images, none on the server
+    with pytest.raises(fetch.FetchError) as err:
+        nips17.download_dataset(out, server.url + 'dataset/', progress=True)
+    message = str(err.value)
+    assert message.startswith(f'gave up after the first {nips17.GIVE_UP_AFTER} images failed, '
+                              f'e.g. cannot download {server.url}dataset/images/')
+    for way in (f'svrens-download --dataset {out} (online)',
+                f'svrens-download --dataset {out} --dataset_url file:///path/to/copy/',
+                '--dataset_dir (run_attacks.sh) / --input_dir of an existing copy'):
+        assert way in message
+    assert len(server.requests) < nips17.GIVE_UP_AFTER + 2 * nips17.WORKERS
+    assert '/1000' not in capsys.readouterr().out  # no progress that looks like success
+    assert list(out.iterdir()) == []

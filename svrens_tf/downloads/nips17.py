@@ -20,6 +20,16 @@ SHA256SUMS = (pathlib.Path(__file__).resolve().parents[1] / 'resources'
               / 'nips17_sha256sums.txt')
 LABELS_CSV = 'dev_dataset.csv'
 WORKERS = 8
+GIVE_UP_AFTER = 8  # failed images, none fetched yet: the source is unreachable, stop trying
+
+
+def how_to_get(output_dir):
+    """The three ways to put the DEV set in place, for a message."""
+    return (f'get the NIPS17 DEV set ({LABELS_CSV} and its 1000 PNGs) in one of three ways: '
+            f'svrens-download --dataset {output_dir} (online); '
+            f'svrens-download --dataset {output_dir} --dataset_url file:///path/to/copy/ '
+            f'(a copy holding images/<ImageId>.png and {LABELS_CSV}); or pass --dataset_dir '
+            '(run_attacks.sh) / --input_dir of an existing copy')
 
 
 def image_checksums(path=None):
@@ -42,7 +52,6 @@ def download_dataset(output_dir, base_url=None, progress=True):
     """
     base = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip('/') + '/'
     output_dir = pathlib.Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     sums = image_checksums()
     todo = sorted(name for name, digest in sums.items()
                   if not _verified(output_dir / name, digest))
@@ -53,7 +62,7 @@ def download_dataset(output_dir, base_url=None, progress=True):
     if failures:
         raise fetch.FetchError(f'{len(failures)} of {len(todo)} images not fetched, first: '
                                f'{failures[0]}; rerun to fetch the rest (verified files are '
-                               f'kept), or copy the PNGs into {output_dir} by hand')
+                               f'kept), or {how_to_get(output_dir)}')
     print(f'NIPS17 DEV set: {len(sums)} images and {LABELS_CSV} verified in {output_dir}')
     return len(todo) + csv_fetched
 
@@ -63,21 +72,28 @@ def _verified(path, digest):
 
 
 def _fetch_images(base, output_dir, sums, names, progress):
-    """Fetch `names` in parallel threads (I/O bound); returns the error lines."""
+    """Fetch `names` in parallel threads (I/O bound); returns the error lines. The bar counts
+    fetched images only; GIVE_UP_AFTER failures before the first success end the attempt."""
     if not names:
         return []
     bar = fetch.progress_bar(len(names), 'file') if progress else None
-    failures = []
+    failures, fetched = [], 0
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
         futures = [pool.submit(fetch.fetch, f'{base}images/{name}', output_dir / name,
                                expected_sha256=sums[name]) for name in names]
-        for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
+        for future in concurrent.futures.as_completed(futures):
             try:
                 future.result()
+                fetched += 1
+                if bar is not None:
+                    bar.update(fetched)
             except fetch.FetchError as err:
                 failures.append(str(err))
-            if bar is not None:
-                bar.update(done)
+                if not fetched and len(failures) >= GIVE_UP_AFTER:
+                    pool.shutdown(cancel_futures=True)
+                    raise fetch.FetchError(
+                        f'gave up after the first {len(failures)} images failed, e.g. '
+                        f'{failures[0]}; {how_to_get(output_dir)}') from None
     return sorted(failures)
 
 
@@ -92,7 +108,7 @@ def _ensure_labels_csv(base, output_dir, sums):
     try:
         fetch.fetch(url, incoming)
     except fetch.FetchError as err:
-        raise fetch.FetchError(f'{err}; or copy {LABELS_CSV} into {output_dir} by hand') from None
+        raise fetch.FetchError(f'{err}; {how_to_get(output_dir)}') from None
     problem = _csv_problem(incoming, sums)
     if problem is not None:
         incoming.unlink()
