@@ -108,3 +108,30 @@ def test_parse_options_reads_literals_and_rejects_unknown():
     for bad in ('jpeg.qualty=75', 'fd.size=304', 'jpeg=75'):
         with pytest.raises(ValueError, match='DEFENSE.OPTION=VALUE|has no option'):
             defenses.parse_options([bad], ['jpeg', 'rp'])
+
+
+def test_evaluate_refuses_absent_defense_weights_before_any_work(shared_dir, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    image_id = '000b7d55b6184b08'
+    lines = (shared_dir / 'nips17' / 'dev_dataset.csv').read_text().splitlines()
+    for folder in ('clean', 'adv'):
+        (tmp_path / folder).mkdir()
+        shutil.copy(shared_dir / 'nips17' / 'images' / f'{image_id}.png', tmp_path / folder)
+        (tmp_path / folder / 'dev_dataset.csv').write_text('\n'.join(
+            [lines[0]] + [line for line in lines if line.startswith(image_id)]) + '\n')
+    checkpoints = tmp_path / 'checkpoints'
+    result = subprocess.run(
+        [sys.executable, '-m', 'svrens_tf.cli.evaluate', f'--clean_dir={tmp_path / "clean"}',
+         f'--input_dir={tmp_path / "adv"}', f'--output_dir={tmp_path / "out"}',
+         f'--checkpoint_dir={checkpoints}', '--models=', '--defenses=jpeg,nrp,hgd'],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+    assert result.returncode == 1, result.stderr
+    for name in ('nrp', 'hgd'):
+        assert f'install with: svrens-download --defense {name} --checkpoint_dir {checkpoints}' \
+            in result.stderr
+    assert 'jpeg:' not in result.stdout and 'Traceback' not in result.stderr
+    assert not (tmp_path / 'out').exists()

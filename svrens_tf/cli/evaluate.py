@@ -87,6 +87,7 @@ def evaluate_folders(external, defense_options):
     dataset = data.load_dataset(FLAGS.clean_dir, FLAGS.labels, FLAGS.resize)
     folders = [data.load_dataset(d, dataset.labels_csv).image_dir for d in FLAGS.input_dir]
     output_dir = data.check_output_dir(FLAGS.output_dir, FLAGS.clean_dir, dataset)
+    defenses.require_weights(FLAGS.defenses, FLAGS.checkpoint_dir, defense_options)
     settings = {'clean_dir': str(dataset.image_dir), 'folders': [str(f) for f in folders],
                 'defense_options': defense_options}
     seconds = {}

@@ -78,6 +78,16 @@ def missing_weights(name, checkpoint_dir=None, **kwargs):
     return f'{name}: {problem}' if problem else None
 
 
+def require_weights(names, checkpoint_dir=None, defense_options=None):
+    """Raise CheckpointError listing every defense of `names` whose converted weights are absent
+    (one line each, with its install command); call it before anything is evaluated."""
+    from svrens_tf.models.checkpoint import CheckpointError
+    absent = [m for m in (missing_weights(n, checkpoint_dir, **(defense_options or {}).get(n, {}))
+                          for n in names) if m]
+    if absent:
+        raise CheckpointError('\n'.join(absent))
+
+
 def zoo_models(name, **kwargs):
     """The zoo checkpoints `build(name, **kwargs)` loads (for prerequisite checks)."""
     return REGISTRY[name].zoo_models(settings(name, **kwargs))
