@@ -57,8 +57,7 @@ def _options(name, folder):
         store.save(_synthetic_state_dict('cohen_resnet50'), folder / 'rs', 'cohen_resnet50',
                    __file__)
     elif name == 'hgd':
-        from svrens_tf.defenses.hgd_nets import MEMBERS
-        return {'weights': {m: _synthetic_state_dict(f'hgd_{m}') for m in MEMBERS}}
+        return {'weights': lambda member: _synthetic_state_dict(f'hgd_{member}')}
     elif name == 'comdefend':
         return {'weights': str(SHARED / 'comdefend')}
     return {}

@@ -7,7 +7,6 @@ fixture) from the generator's state dicts, checked against the reference's diges
 Then the defense as `svrens-evaluate` builds it: converted weights on disk (Inception-v3 only,
 the smallest), absent weights, and state dicts with a missing or an unused key.
 """
-import collections.abc
 import importlib.util
 
 import numpy as np
@@ -40,39 +39,25 @@ def torch_reference(shared_dir):
     return Ref
 
 
-class SyntheticWeights(collections.abc.Mapping):
-    """{member: seed-1234 state dict}, generated on access (but for those in `known`) and
-    checked against the reference's digest."""
-
-    def __init__(self, ref, known=None):
-        self.ref, self.known = ref, known or {}
-
-    def __getitem__(self, member):
-        if member in self.known:
-            return self.known[member]
-        gen = self.ref.gen_weights
-        arrays = gen.generate_state_dict(gen.load_manifest(f'hgd_{member}'),
-                                         int(self.ref.data['ckpt_seed']))
-        assert gen.arrays_digest(arrays) == str(self.ref.data[f'arrays_sha256_hgd_{member}'])
-        return arrays
-
-    def __iter__(self):
-        return iter(MEMBERS)
-
-    def __len__(self):
-        return len(MEMBERS)
+def synthetic_state_dict(ref, member):
+    """The seed-1234 state dict of `member`, checked against the reference's digest."""
+    gen = ref.gen_weights
+    arrays = gen.generate_state_dict(gen.load_manifest(f'hgd_{member}'), int(ref.data['ckpt_seed']))
+    assert gen.arrays_digest(arrays) == str(ref.data[f'arrays_sha256_hgd_{member}'])
+    return arrays
 
 
 @pytest.fixture(scope='module')
 def v3_state_dict(torch_reference):
     """The smallest member's state dict, kept for the tests that build it again."""
-    return SyntheticWeights(torch_reference)['v3']
+    return synthetic_state_dict(torch_reference, 'v3')
 
 
 @pytest.fixture(scope='module')
 def ensemble(torch_reference, v3_state_dict):
     """(the four-member defense, its per-member outputs on the reference images)."""
-    defense = hgd.Hgd(weights=SyntheticWeights(torch_reference, {'v3': v3_state_dict}))
+    defense = hgd.Hgd(weights=lambda member: v3_state_dict if member == 'v3' else
+                      synthetic_state_dict(torch_reference, member))
     return defense, defense.outputs(torch_reference.images)
 
 
@@ -129,7 +114,7 @@ def test_members_are_a_subset_in_the_summing_order():
         ('hgd', m) for m in ('res152', 'inres', 'v3', 'resnext101')]
     for members in (('v4',), (), 'v3,'):
         with pytest.raises(ValueError, match='subset of res152, inres, v3, resnext101'):
-            hgd.Hgd(weights={}, members=members)
+            hgd.Hgd(weights=dict, members=members)
 
 
 def test_missing_and_unused_keys_are_named(v3_state_dict):

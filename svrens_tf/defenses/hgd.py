@@ -8,8 +8,6 @@ checkpoints converted once into the project's weight format (`svrens_tf/weights/
 `svrens-download --defense hgd` (`svrens_tf/downloads/defense_weights.py`):
 `<checkpoint_dir>/hgd/<member>.npz` + manifest, the released state-dict keys and layouts.
 """
-import collections.abc
-
 import tensorflow as tf
 
 from svrens_tf.defenses import base
@@ -18,30 +16,17 @@ from svrens_tf.models import CheckpointError
 from svrens_tf.weights import store
 
 
-class ConvertedWeights(collections.abc.Mapping):
-    """{member: state dict} of `members`, read from their converted files in `folder` (default
-    `<checkpoint_dir>/hgd`). Checks on creation that all are installed, else one
+def converted_weights(folder, checkpoint_dir, members):
+    """A loader member -> state dict reading the converted files in `folder` (default
+    `<checkpoint_dir>/hgd`). Checks first that all `members` are installed, else one
     CheckpointError naming the folder, each absent file and the install command."""
-
-    def __init__(self, folder, checkpoint_dir, members):
-        self.folder = base.weights_folder(Hgd.name, folder, checkpoint_dir)
-        self.members = tuple(members)
-        self.install = base.install_command(Hgd.name, checkpoint_dir)
-        problems = [p for p in (store.missing(self.folder, m) for m in self.members) if p]
-        if problems:
-            raise CheckpointError(f'HGD weights are not installed in {self.folder}: '
-                                  f'{"; ".join(problems)}; install with: {self.install}')
-
-    def __getitem__(self, member):
-        if member not in self.members:
-            raise KeyError(member)
-        return store.load(self.folder, member, self.install)
-
-    def __iter__(self):
-        return iter(self.members)
-
-    def __len__(self):
-        return len(self.members)
+    folder = base.weights_folder(Hgd.name, folder, checkpoint_dir)
+    install = base.install_command(Hgd.name, checkpoint_dir)
+    problems = [p for p in (store.missing(folder, m) for m in members) if p]
+    if problems:
+        raise CheckpointError(f'HGD weights are not installed in {folder}: '
+                              f'{"; ".join(problems)}; install with: {install}')
+    return lambda member: store.load(folder, member, install)
 
 
 def chosen_members(members):
@@ -68,7 +53,8 @@ class Hgd(base.Defense):
     """HGD's ensemble; `members` chooses a subset of `hgd_nets.MEMBERS` (default all four).
 
     `weights`: the folder of the converted weights (default `<checkpoint_dir>/hgd`), or a
-    mapping {member: state dict (name -> ndarray)}, read one member at a time.
+    callable member -> state dict (name -> ndarray), called once per member as it is built, so
+    one state dict at a time is in memory besides the converted members.
     """
 
     name = 'hgd'
@@ -79,10 +65,10 @@ class Hgd(base.Defense):
 
     def __init__(self, weights=None, members=tuple(MEMBERS), checkpoint_dir=None):
         members = chosen_members(members)
-        if not isinstance(weights, collections.abc.Mapping):
-            weights = ConvertedWeights(weights, checkpoint_dir, members)
+        load = weights if callable(weights) else converted_weights(weights, checkpoint_dir,
+                                                                     members)
         super().__init__(())
-        self.members = {m: MEMBERS[m](weights[m]) for m in members}
+        self.members = {m: MEMBERS[m](load(m)) for m in members}
 
     def outputs(self, images):
         """uint8 [B,299,299,3] -> {member: (denoised [B,299,299,3], logits [B,1000])}, numpy."""

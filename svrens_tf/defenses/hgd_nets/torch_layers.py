@@ -5,7 +5,8 @@ kh, kw]), Linear [out, in], BatchNorm weight / bias / running_mean / running_var
 asks `StateDict` for its layers by key while it is traced for the first time: each conv is
 converted once to HWIO with the BatchNorm that follows it folded in
 (`kernel * weight / sqrt(running_var + eps)`, bias `bias - running_mean * scale`, computed in
-float64), kept as an eager tensor and reused by later traces. `check_all_used` then refuses a
+float64), kept as an eager tensor and reused by later traces; its numpy array leaves the dict,
+so a network holds one copy of its weights as it builds. `check_all_used` then refuses a
 state dict with keys the network never asked for, so a missing, unused or mis-shaped key is one
 error naming it.
 
@@ -66,9 +67,12 @@ class StateDict:
         self._tensors = {}
 
     def _array(self, key, ndim=None):
+        """The array of `key`, handed out once: it leaves the dict (its tensor is cached)."""
+        if key in self._used:
+            raise ValueError(f'{self.what}: {key} is requested by two layers')
         if key not in self._arrays:
             raise KeyError(f'{self.what}: the state dict has no key {key!r}')
-        a = np.asarray(self._arrays[key])
+        a = np.asarray(self._arrays.pop(key))
         if ndim is not None and a.ndim != ndim:
             raise ValueError(f'{self.what}: {key} has shape {list(a.shape)}, expected {ndim} dims')
         self._used.add(key)
@@ -118,9 +122,8 @@ class StateDict:
 
     def check_all_used(self):
         """Refuse keys no layer asked for (BatchNorm's `num_batches_tracked`, which PyTorch >= 0.4.1
-        adds and inference ignores, excepted); then drop the numpy copies."""
-        unused = sorted(k for k in set(self._arrays) - self._used
-                        if not k.endswith('.num_batches_tracked'))
+        adds and inference ignores, excepted); then drop them."""
+        unused = sorted(k for k in self._arrays if not k.endswith('.num_batches_tracked'))
         if unused:
             raise ValueError(f'{self.what}: {len(unused)} state-dict keys are not used by the '
                              f'network, e.g. {", ".join(unused[:5])}')
