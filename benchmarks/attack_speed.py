@@ -7,14 +7,15 @@ process, so its start-up and peak memory are its own: process start (interpreter
 to the first outer step done; the first call (trace, graph optimisation and one run); warm
 calls on another batch of the same shape (no retrace; the fastest of --repeats counts); the
 first-call overhead (first minus warm call) also in warm outer steps; peak RSS
-(ru_maxrss).  A last process runs an M sweep (--sweep_m, Figure 2's nine points) with
+(ru_maxrss), and on a GPU the peak of TF's GPU allocator.  A last process runs an M sweep (--sweep_m, Figure 2's nine points) with
 svre/cache and counts the model traces it made: Python executions of each surrogate's forward
-inside a tf.function, i.e. the inlined copies of the model's graph that were traced.
+inside a tf.function, i.e. the inlined copies of the model's graph that were traced (beside
+the engine's own attacks.trace_count where it has one).  Models are loaded with their batch
+norm folded, as pipeline.load_model does.
 
     TF_ENABLE_ONEDNN_OPTS=1 python -m benchmarks.attack_speed --batch_size 2 --num_iter 1
 """
 import collections
-import importlib.util
 import json
 import os
 import pathlib
@@ -28,7 +29,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags
 
-SLIM_REFERENCE = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'slim_reference'
+from benchmarks import synthetic
+
 TABLE1 = ['inception_v3', 'inception_v4', 'inception_resnet_v2', 'resnet_v2_101']
 STRATEGIES = {'ens': dict(ensemble='ens'),
               'svre/recompute': dict(ensemble='svre', outer_grad='recompute'),
@@ -51,6 +53,8 @@ flags.DEFINE_integer('repeats', 2, 'Warm calls; the fastest counts.')
 flags.DEFINE_list('sweep_m', [str(m) for m in range(0, 33, 4)],
                   'M values of the svre/cache sweep whose traces are counted; empty: no sweep.')
 flags.DEFINE_string('json', None, 'Also write the rows as JSON to this file.')
+flags.DEFINE_string('outputs_dir', None, 'Also save each strategy\'s warm batch and its '
+                    'adversarial images there (<strategy>.npz), e.g. to compare XLA runs.')
 flags.DEFINE_string('child', None, 'Internal: measure this strategy (or the sweep) in this '
                     'process and print its result line.')
 FLAGS = flags.FLAGS
@@ -69,22 +73,9 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def synthetic_checkpoint(arch):
-    """Prefix of the seed-1234 synthetic slim checkpoint of `arch`, written on first use."""
-    prefix = pathlib.Path(FLAGS.work_dir) / arch / 'model.ckpt'
-    if not prefix.with_suffix('.ckpt.index').exists():
-        spec = importlib.util.spec_from_file_location('gen_ckpt', SLIM_REFERENCE / 'gen_ckpt.py')
-        gen_ckpt = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(gen_ckpt)
-        manifest = json.loads((SLIM_REFERENCE / f'{arch}.manifest.json').read_text())
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        gen_ckpt.write_tf1_checkpoint(gen_ckpt.generate_arrays(manifest, 1234), str(prefix))
-    return str(prefix)
-
-
 def checkpoint_paths():
     return {arch: (os.path.join(FLAGS.checkpoint_dir, arch) if FLAGS.checkpoint_dir
-                   else synthetic_checkpoint(arch)) for arch in FLAGS.models}
+                   else synthetic.checkpoint(arch, FLAGS.work_dir)) for arch in FLAGS.models}
 
 
 def count_traces(models_module):
@@ -103,12 +94,14 @@ def count_traces(models_module):
 def measure(name):
     """Result dict of strategy `name` (or the M sweep); runs in its own process."""
     import numpy as np
+    import tensorflow as tf
     from svrens_tf import attacks, models
 
     imported = process_age()
     traces = count_traces(models)
     start = time.perf_counter()
-    surrogates = [models.load(arch, path) for arch, path in checkpoint_paths().items()]
+    surrogates = [models.load(arch, path).fold_batch_norm()  # as pipeline.load_model does
+                  for arch, path in checkpoint_paths().items()]
     load_s = time.perf_counter() - start
     rng = np.random.RandomState(0)
     shape = (FLAGS.batch_size, FLAGS.image_size, FLAGS.image_size, 3)
@@ -138,8 +131,16 @@ def measure(name):
         warm = [timed(cfg, batches[1]) for _ in range(FLAGS.repeats)]
         result, row['warm_s'], row['warm_cpu_s'] = min(warm, key=lambda w: w[1])
         row['passes'] = result.gradient_passes
+        if FLAGS.outputs_dir:
+            os.makedirs(FLAGS.outputs_dir, exist_ok=True)
+            np.savez(os.path.join(FLAGS.outputs_dir, name.replace('/', '_') + '.npz'),
+                     x=batches[1][0], x_adv=result.x_adv.numpy())
+    if hasattr(attacks, 'trace_count'):  # the engine's own count, where it keeps one
+        row['engine_traces'] = sum(attacks.trace_count(s) for s in surrogates)
     row.update(traces=sum(traces.values()), traces_by_model=dict(traces),
                peak_rss_mib=peak_rss_mib(), load_average=os.getloadavg()[0])
+    if tf.config.list_physical_devices('GPU'):
+        row['peak_gpu_mib'] = tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2 ** 20
     return row
 
 
@@ -160,21 +161,24 @@ def print_table(rows):
     reference = next((r for r in strategies if r['strategy'] == 'svre/recompute'), None)
     print('\n| strategy | passes | start to first step done s | first call s | warm s / outer '
           'step | CPU s / outer step | first-call overhead s | overhead / warm step '
-          '| peak RSS GiB | model traces | speed-up vs svre/recompute (wall, CPU) |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
+          '| peak RSS GiB | peak GPU GiB | model traces (engine count) '
+          '| speed-up vs svre/recompute (wall, CPU) |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     for r in strategies:
         overhead = r['first_s'] - r['warm_s']
+        gpu = f"{r['peak_gpu_mib'] / 1024:.2f}" if 'peak_gpu_mib' in r else '-'
         speedup = (f"{reference['warm_s'] / r['warm_s']:.2f}x, "
                    f"{reference['warm_cpu_s'] / r['warm_cpu_s']:.2f}x" if reference else '-')
         print(f"| {r['strategy']} | {r['passes']} | {r['to_first_step_s']:.1f} "
               f"| {r['first_s']:.1f} | {r['warm_s'] / per_step:.1f} "
               f"| {r['warm_cpu_s'] / per_step:.1f} | {overhead:.1f} "
               f"| {overhead / (r['warm_s'] / per_step):.1f} | {r['peak_rss_mib'] / 1024:.2f} "
-              f"| {r['traces']} | {speedup} |")
+              f"| {gpu} | {r['traces']} ({r.get('engine_traces', '-')}) | {speedup} |")
     for r in rows:
         if r['strategy'] == SWEEP:
             print(f"\nM sweep (svre/cache, M = {','.join(FLAGS.sweep_m)}): {r['points']} runs in "
-                  f"{r['sweep_s']:.1f} s, {r['traces']} model traces "
+                  f"{r['sweep_s']:.1f} s, {r['traces']} model traces (engine count "
+                  f"{r.get('engine_traces', '-')}) "
                   f"({', '.join(f'{k} {v}' for k, v in sorted(r['traces_by_model'].items()))}), "
                   f"peak RSS {r['peak_rss_mib'] / 1024:.2f} GiB")
 
