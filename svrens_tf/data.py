@@ -13,6 +13,7 @@ import dataclasses
 import pathlib
 import re
 import struct
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -135,8 +136,12 @@ def load_dataset(input_dir, labels_csv=None, resize=False, image_ids=None):
             present.add(entry.stem)
     missing = sorted(set(labels) - present)
     if missing:
+        hint = ''
+        if not present:  # only the csv was copied: say where the images come from
+            from svrens_tf.downloads import nips17
+            hint = f'; {nips17.how_to_get(input_dir)}'
         raise DataError(f'{image_dir / (missing[0] + ".png")}: listed in {csv_path} but missing'
-                        f' ({len(missing)} missing in all)')
+                        f' ({len(missing)} missing in all){hint}')
     dataset = Dataset(image_dir, csv_path, labels, targets, resize)
     check_images(dataset, dataset.image_ids if image_ids is None else image_ids)
     return dataset
@@ -250,12 +255,30 @@ def within_bound(adv, clean, max_epsilon):
 
 
 def check_output_dir(output_dir, input_dir, dataset):
-    """Refuse an output folder that is the input folder or the image folder under it."""
+    """Refuse an output folder from which a later run would resolve another clean set: the input
+    folder or its image folder, a folder holding a labels csv (its PNGs would be taken for the
+    images that csv lists), or one holding an images/ folder (PNGs beside it would replace
+    images/ as what the folder resolves to), or one that cannot be written (checked by making
+    an unnamed temporary file in it or the nearest folder above it that exists)."""
     output_dir = pathlib.Path(output_dir).resolve()
     if output_dir in (pathlib.Path(input_dir).resolve(), dataset.image_dir.resolve()):
         raise DataError(f'{output_dir}: output folder is the input folder; choose another')
     if output_dir.exists() and not output_dir.is_dir():
         raise DataError(f'{output_dir}: output path exists and is not a folder')
+    csvs = [output_dir / name for name in LABEL_FILES if (output_dir / name).is_file()]
+    if csvs or output_dir == dataset.labels_csv.parent.resolve():
+        raise DataError(f'{output_dir}: output folder holds the labels csv '
+                        f'{(csvs or [dataset.labels_csv])[0].name}; a later run would read PNGs '
+                        'written beside it as clean images; choose another')
+    if (output_dir / 'images').is_dir():
+        raise DataError(f'{output_dir}: output folder holds an images/ folder; PNGs written '
+                        'here would replace images/ as the clean set a later run reads from '
+                        'this folder; choose another')
+    existing = next(p for p in (output_dir, *output_dir.parents) if p.exists())
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as err:
+        raise DataError(f'{output_dir}: cannot write there ({err.strerror}: {existing})') from None
     return output_dir
 
 

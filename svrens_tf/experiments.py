@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import pathlib
 import shlex
+import shutil
 import subprocess
 import sys
 import typing
@@ -130,10 +131,66 @@ def attack_config(flags):
     values = {}
     for name, value in flags:
         if name in fields:
-            values[name] = _typed(fields[name], value)
+            try:
+                values[name] = _typed(fields[name], value)
+            except ValueError as err:
+                raise ValueError(f'--{name}={value}: {err}') from None
         elif name.startswith('no') and name[2:] in fields:
             values[name[2:]] = False
     return attacks.AttackConfig(**values)
+
+
+# svrens-attack's flags beyond AttackConfig's that may follow `--` (the plan sets the others).
+PASSED_FLAGS = ('batch_size', 'deterministic')
+
+
+def check_options(options):
+    """ValueError for any argument a step would refuse later, so that nothing is fetched or
+    run for a plan that cannot finish: flags after `--`, defenses and their options, external
+    defense specs and programs, and a dataset folder whose labels csv lists missing images."""
+    from svrens_tf import defenses
+    for name, value in parse_flag_tokens(options.attack_flags):
+        if is_config_flag(name) or (name in ('deterministic', 'nodeterministic')
+                                    and value is None):
+            continue
+        if name == 'batch_size' and (value or '').isdigit() and int(value) >= 1:
+            continue
+        raise ValueError(f'-- --{name}{"" if value is None else "=" + value}: run_attacks.sh '
+                         'passes svrens-attack only AttackConfig fields and --batch_size N '
+                         f'(N >= 1) / --deterministic (svrens-attack --help lists them)')
+    attack_config(parse_flag_tokens(options.attack_flags))
+    names = defenses.NAMES if options.defenses is None else options.defenses
+    unknown = [name for name in names if name not in defenses.NAMES]
+    if unknown:
+        raise ValueError(f'--defenses: unknown {", ".join(unknown)}; choose from '
+                         f'{", ".join(defenses.NAMES)}')
+    defenses.parse_options(options.defense_options, names)
+    for spec in options.external_defenses:
+        name, sep, command = spec.partition('=')
+        argv = shlex.split(command) if sep else []
+        if not name or not argv:
+            raise ValueError(f'--external_defense {spec!r}: expected NAME=COMMAND')
+        if shutil.which(argv[0]) is None:
+            raise ValueError(f'--external_defense {spec!r}: cannot run {argv[0]!r}: no such '
+                             'program, or it is not executable')
+    missing_images(options.dataset_dir)
+
+
+def missing_images(dataset_dir):
+    """Nothing if `dataset_dir` holds no labels csv (the plan downloads the set) or every image
+    its csv lists; else DataError naming the first missing image and the ways to get them."""
+    from svrens_tf import data
+    from svrens_tf.downloads import nips17
+    if not has_dataset(dataset_dir):
+        return
+    image_dir = data.resolve_image_dir(dataset_dir)
+    csv_path = data.find_labels_csv(image_dir)
+    listed = data.read_labels(csv_path)[0]
+    missing = sorted(i for i in listed if not (image_dir / f'{i}.png').is_file())
+    if missing:
+        raise data.DataError(f'{image_dir / (missing[0] + ".png")}: listed in {csv_path} but '
+                             f'missing ({len(missing)} of {len(listed)} missing); '
+                             f'{nips17.how_to_get(dataset_dir)}')
 
 
 def gradient_passes_per_image(cfg, num_models):
@@ -209,10 +266,10 @@ class _Planner:
 def _downloads(options):
     steps = []
     if not has_dataset(options.dataset_dir):
+        from svrens_tf.downloads import nips17
         steps.append(Step('download', (('dataset', options.dataset_dir),), failure_hint=(
-            f'no NIPS17 set in {options.dataset_dir} and the download failed: fetch it with\n'
-            f'  svrens-download --dataset {options.dataset_dir}   (or pass --dataset_dir of a '
-            'copy)')))
+            f'no NIPS17 set in {options.dataset_dir} and the download failed: '
+            f'{nips17.how_to_get(options.dataset_dir)}')))
     if 3 in options.tables:
         models = 'all'
     elif tuple(options.tables) == (1,) and not options.figures:
@@ -228,7 +285,9 @@ def _downloads(options):
 
 
 def build_plan(options):
-    """Every step of the requested tables and figures, for each seed, then the report."""
+    """Every step of the requested tables and figures, for each seed, then the report;
+    ValueError (check_options) for an argument some step would refuse."""
+    check_options(options)
     planner = _Planner(options)
     tables, figures = set(options.tables), set(options.figures)
     all_models = NORMAL + ADV_TRAINED

@@ -84,16 +84,20 @@ class RunRecord:
         files.write_atomic(self.path, json.dumps(record, indent=1, sort_keys=True) + '\n')
 
 
-def read(path):
-    """A run record as a dict; DataError naming the file if it is not readable JSON."""
+def read(path, what='run record'):
+    """A run record (or other JSON object a run wrote: `what`) as a dict; DataError naming the
+    file if it is not a readable JSON object."""
     try:
-        return json.loads(pathlib.Path(path).read_text())
+        value = json.loads(pathlib.Path(path).read_text())
     except (OSError, ValueError) as err:
-        raise data.DataError(f'{path}: unreadable run record ({err})') from None
+        raise data.DataError(f'{path}: unreadable {what} ({err})') from None
+    if not isinstance(value, dict):
+        raise data.DataError(f'{path}: unreadable {what} (not a JSON object)')
+    return value
 
 
 def attack_settings(folder):
     """Settings and seed an attack run recorded in `folder` (attack_run*.json), or None."""
     for path in sorted(pathlib.Path(folder).glob('attack_run*.json')):
-        return json.loads(path.read_text())['settings']
+        return read(path).get('settings')
     return None
