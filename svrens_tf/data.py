@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from svrens_tf import files
+from svrens_tf.models.zoo import IMAGE_SIZE
 
-IMAGE_SIZE = 299
 LABEL_FILES = ('dev_dataset.csv', 'val_rs.csv')
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _IMAGE_ID = re.compile(r'^[A-Za-z0-9_-][A-Za-z0-9_.-]*$')

@@ -87,7 +87,7 @@ def tiny_zoo(monkeypatch):
     """Zoo entry 'tiny_zoo' (architecture Tiny) whose tarball is ARCHIVE."""
     monkeypatch.setitem(models.ARCHITECTURES, 'tiny', Tiny)
     monkeypatch.setitem(zoo.ZOO, 'tiny_zoo',
-                        zoo.ZooEntry('tiny_zoo', 'tiny', ARCHIVE, 'tiny.ckpt', 'Tiny'))
+                        zoo.ZooEntry('tiny_zoo', 'tiny', ARCHIVE))
     return tiny_arrays()
 
 

@@ -10,10 +10,11 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from svrens_tf.models.zoo import IMAGE_SIZE
 from svrens_tf.outputs import split_outputs
 from svrens_tf.weights import store
 
-IMAGE_SHAPE = (299, 299, 3)
+IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 3)
 
 
 def check_images(images):

@@ -17,9 +17,10 @@ import contextlib
 
 import tensorflow as tf
 
+from svrens_tf.models.zoo import IMAGE_SIZE
+
 ModelOutput = collections.namedtuple('ModelOutput', ['logits', 'aux_logits'])
 
-IMAGE_SIZE = 299
 
 
 def symmetric_padding(kernel):
