@@ -34,13 +34,10 @@ class Tiny(tf.Module):
 LAUNCHER = textwrap.dedent(f'''
     import os, sys, time
     sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
-    from svrens_tf import data
+    from svrens_tf import data, pipeline
     from test_cli import Tiny
 
-
-    def load(names, checkpoint_dir):
-        return [Tiny(n) for n in names]
-
+    pipeline.load_model = lambda name, checkpoint_dir: Tiny(name)
 
     if os.environ.get('SLOW_WRITES'):
         write_png = data.write_png
@@ -52,10 +49,8 @@ LAUNCHER = textwrap.dedent(f'''
     program = sys.argv.pop(1)
     if program == 'attack':
         from svrens_tf.cli import attack as cli
-        cli.load_surrogates = load
     else:
         from svrens_tf.cli import evaluate as cli
-        cli.load_classifier = lambda name, checkpoint_dir: Tiny(name)
     if sys.argv[1:2] != ['--runs']:
         cli.run()
     else:
@@ -336,3 +331,29 @@ def test_missing_checkpoint_one_error_nothing_written(nips, tmp_path):
     assert 'Traceback' not in result.stderr
     assert not output.exists()
 
+
+
+def test_pipeline_api_writes_the_cli_bytes_and_a_shared_cache_loads_once(nips, attacked,
+                                                                          tmp_path):
+    """The library call behind svrens-attack writes the same PNGs as the program; attack and
+    evaluation steps sharing one ModelCache load each model once."""
+    from svrens_tf import attacks, pipeline
+    loads = []
+
+    def load(name, checkpoint_dir):
+        loads.append(name)
+        return Tiny(name)
+
+    cache = pipeline.ModelCache(load)
+    cfg = attacks.AttackConfig(base='mi_fgsm', ensemble='svre', num_iter=2, m_svrg=2)
+    folder = pipeline.attack_folder(nips, tmp_path / 'api', cfg, ['a', 'b', 'c'], batch_size=2,
+                                    models=cache)
+    assert pngs(folder) == pngs(attacked[0])
+    record = json.loads((folder / 'attack_run.json').read_text())
+    assert record['settings'] == json.loads(
+        (attacked[0] / 'attack_run.json').read_text())['settings']
+    evaluation = pipeline.evaluate_folders(nips, [folder], tmp_path / 'eval', ['a', 'd'],
+                                           batch_size=3, models=cache)
+    assert sorted(loads) == ['a', 'b', 'c', 'd']
+    assert set(evaluation['folders'][str(folder)]['results']) == {'a', 'd'}
+    assert json.loads((tmp_path / 'eval' / 'evaluation.json').read_text()) == evaluation

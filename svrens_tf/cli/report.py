@@ -10,13 +10,9 @@ surrogates (3 of the 4 normal models: Table 1; all 4: Tables 2 and 3). Writes re
 RESULTS/report.md, or beside the folders), report.json and report.csv with the same numbers, and
 figures/*.png when matplotlib is installed. Results that hold no run are an error (exit 1).
 """
-import os
-import pathlib
-import sys
-
 from absl import app, flags
 
-from svrens_tf import report
+from svrens_tf import cli, pipeline, report
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('results_dir', None, 'Folder holding run_attacks.sh\'s experiments '
@@ -30,19 +26,8 @@ def main(argv):
     folders = argv[1:]
     if folders and FLAGS.results_dir:
         raise app.UsageError('pass --results_dir or evaluation folders, not both')
-    try:
-        if folders:
-            runs, unrecorded = report.load_evaluations(folders)
-            parents = [str(pathlib.Path(f).resolve().parent) for f in folders]
-            default = pathlib.Path(os.path.commonpath(parents)) / 'report.md'
-        else:
-            results_dir = pathlib.Path(FLAGS.results_dir or 'results')
-            runs, unrecorded = report.load_results_dir(results_dir)
-            default = results_dir / 'report.md'
-        written = report.write_report(report.build_report(runs, unrecorded),
-                                      FLAGS.output or default)
-    except report.ReportError as err:
-        sys.exit(f'svrens-report: {err}')
+    written = cli.exit_on(report.ReportError, 'svrens-report', pipeline.write_report,
+                          FLAGS.results_dir, folders, FLAGS.output)
     print(f'wrote {", ".join(map(str, written))}')
 
 
