@@ -59,10 +59,8 @@ class RunRecord:
     def check_folder_settings(self, paths):
         """DataError if a record in the folder was written with other settings."""
         for path in paths:
-            theirs = read(path).get('settings')
-            if theirs != self.settings:
-                changed = sorted(k for k in set(theirs or {}) | set(self.settings)
-                                 if (theirs or {}).get(k) != self.settings.get(k))
+            changed = changed_settings(read(path).get('settings'), self.settings)
+            if changed:
                 raise data.DataError(f'{path}: this folder holds a run with other settings '
                                      f'({", ".join(changed)} differ); use another --output_dir')
 
@@ -82,6 +80,12 @@ class RunRecord:
         record = {'settings': self.settings, 'flags': self.flags, 'environment': self.environment,
                   'invocations': self.invocations}
         files.write_atomic(self.path, json.dumps(record, indent=1, sort_keys=True) + '\n')
+
+
+def changed_settings(theirs, ours):
+    """Sorted names of the settings that differ between two settings dicts (None = empty)."""
+    theirs, ours = theirs or {}, ours or {}
+    return sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
 
 
 def read(path, what='run record'):

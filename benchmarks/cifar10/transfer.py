@@ -18,8 +18,7 @@ from absl import app, flags
 import tensorflow as tf
 
 from benchmarks.cifar10 import data, models
-from svrens_tf import attacks
-from svrens_tf import files
+from svrens_tf import attacks, files, records as run_records, tables
 from svrens_tf.attacks.config import ENSEMBLES
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -123,7 +122,7 @@ def earlier_records(path, settings, accuracies):
     if not path.is_file():
         return []
     earlier = json.loads(path.read_text())
-    differ = sorted(k for k in settings if earlier.get('settings', {}).get(k) != settings[k])
+    differ = run_records.changed_settings(earlier.get('settings'), settings)
     if earlier.get('test_accuracy') != accuracies:
         differ.append('weights (test accuracies)')
     if differ:
@@ -132,41 +131,31 @@ def earlier_records(path, settings, accuracies):
     return earlier['records']
 
 
-def _cell(values):
-    values = np.asarray(values)
-    if len(values) == 1:
-        return f'{values[0]:.1f}'
-    return f'{values.mean():.1f} ± {values.std(ddof=1):.1f}'
-
-
 def markdown(records, plan, accuracies, summary):
     """The two tables (rows preset x ensemble, cells mean ± std over seeds) and the zoo."""
     keys = sorted({(r['preset'], r['ensemble']) for r in records},
                   key=lambda k: (list(attacks.PRESETS).index(k[0]), ENSEMBLES.index(k[1])))
 
     def table(columns):
-        head = '| attack | ' + ' | '.join(title for title, _, _ in columns) + ' |'
-        lines = [head, '|' + '---|' * (len(columns) + 1)]
-        for preset, ensemble in keys:
-            cells = [_cell([r['success'][target] for r in records
-                            if r['experiment'] == exp and r['preset'] == preset
-                            and r['ensemble'] == ensemble])
-                     for _, exp, target in columns]
-            lines.append(f'| {ensemble}-{preset} | ' + ' | '.join(cells) + ' |')
-        return '\n'.join(lines)
+        rows = [[f'{ensemble}-{preset}'] + [
+            tables.mean_std([r['success'][target] for r in records if r['experiment'] == exp
+                             and r['preset'] == preset and r['ensemble'] == ensemble])
+            for _, exp, target in columns] for preset, ensemble in keys]
+        return tables.markdown_table(['attack'] + [title for title, _, _ in columns], rows)
 
     holdouts = [(f'-{targets[0]}', label, targets[0])
                 for label, _, targets in plan if label != 'ensemble']
     ensemble_row = [p for p in plan if p[0] == 'ensemble'][0]
     pool = ensemble_row[1]
     ensemble_cols = [(f'{t}{"*" if t in pool else ""}', 'ensemble', t) for t in ensemble_row[2]]
-    zoo_lines = ['| model | test accuracy (%) | role |', '|---|---|---|'] + [
-        f'| {name} | {100 * acc:.2f} | {"pool" if name in pool else "outside"} |'
-        for name, acc in accuracies.items()]
-    return '\n\n'.join([
+    zoo_table = tables.markdown_table(
+        ['model', 'test accuracy (%)', 'role'],
+        [[name, f'{100 * acc:.2f}', 'pool' if name in pool else 'outside']
+         for name, acc in accuracies.items()])
+    return '\n\n'.join(part.rstrip('\n') for part in [
         '# CIFAR-10 transfer benchmark (Ens vs SVR-Ens)',
         summary,
-        '## Zoo\n\n' + '\n'.join(zoo_lines),
+        '## Zoo\n\n' + zoo_table,
         '## Table 1: hold-out (attack the other three pool models, test on the named one)\n\n'
         + table(holdouts),
         '## Table 2: ensemble of the four pool models (* white-box, others black-box)\n\n'
@@ -188,10 +177,11 @@ def main(argv):
     out = pathlib.Path(FLAGS.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / 'transfer.json'
+    environment = run_records.environment()
 
     def save(records):
         files.write_atomic(json_path, json.dumps(dict(
-            settings=settings, test_accuracy=accuracies,
+            settings=settings, environment=environment, test_accuracy=accuracies,
             attack_seconds=round(sum(r['seconds'] for r in records), 1),
             gradient_passes=sum(r['gradient_passes'] for r in records),
             records=records), indent=1) + '\n')

@@ -5,7 +5,7 @@
     defense.classifiers        # zoo names it loaded
     labels = defense(images)   # np.int64 [B]; 'rs' answers 0 where it abstains
 
-Defaults are the settings the authors' group ran (ALGORITHM.md, "Defenses of Table 3");
+Defaults are the settings the authors' group ran (docs/algorithm.md, "Defenses of Table 3");
 options name the alternatives. Every defense with zoo classifiers takes
 `load_model(zoo_name, checkpoint_dir)` (default `svrens_tf.models.load`; `build` passes it to
 those only) and single-classifier ones a `classifier` (zoo name or callable). NRP, RS (Cohen et al.'s ResNet-50), HGD and ComDefend load converted weights;
