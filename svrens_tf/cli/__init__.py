@@ -37,6 +37,8 @@ def define_config_flags(module_name):
     """One flag per attacks.AttackConfig field, typed from its annotation, registered as
     `module_name`'s; default None = the --base preset's value."""
     from svrens_tf import attacks
+    if module_name == '__main__':  # run with -m: absl files the main module's flags by path
+        module_name = sys.argv[0]
     definers = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer,
                 float: flags.DEFINE_float, str: flags.DEFINE_string}
     for field in dataclasses.fields(attacks.AttackConfig):
