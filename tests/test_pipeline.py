@@ -76,6 +76,7 @@ def test_table2_end_to_end(two_images, release_tarballs, tmp_path):
         assert (config['num_iter'], config['m_svrg'], config['seed']) == (1, 1, 1000)
         assert record['settings']['models'] == TABLE2_MODELS[:4]
         assert record['invocations'][0]['attacked'] == 2
+        assert (record['flags']['num_iter'], record['flags']['batch_size']) == (1, 2)  # all flags
 
     evaluation = json.loads((results / 'table2' / 'seed1000' / 'evaluation.json').read_text())
     assert sorted(evaluation['folders']) == sorted(map(str, folders))
