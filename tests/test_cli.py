@@ -132,25 +132,32 @@ def assert_complete_pngs(folder):
 
 @pytest.fixture(scope='module')
 def attacked(launcher, nips, tmp_path_factory):
-    """A straight run, the same run in two shards (with op determinism on, which must not
-    change a CPU result), and a run refused for other settings."""
+    """A straight run through the library call behind svrens-attack (pipeline.attack_folder in
+    this process, its models from a ModelCache that records each load), the same run in two
+    shards by the program (with op determinism on, which must not change a CPU result), and a
+    run refused for other settings."""
+    from svrens_tf import attacks, pipeline
     tmp_path = tmp_path_factory.mktemp('attacked')
-    straight, sharded = tmp_path / 'straight', tmp_path / 'sharded'
+    loads = []
+    cache = pipeline.ModelCache(lambda name, checkpoint_dir: loads.append(name) or Tiny(name))
+    cfg = attacks.AttackConfig(base='mi_fgsm', ensemble='svre', num_iter=2, m_svrg=2)
+    straight = pipeline.attack_folder(nips, tmp_path / 'straight', cfg, ['a', 'b', 'c'],
+                                      batch_size=2, models=cache)
+    sharded = tmp_path / 'sharded'
     shard = [f'--input_dir={nips}', f'--output_dir={sharded}', '--num_shards=2',
              '--deterministic']
     outcomes = run_many(launcher, 'attack',
-                        [f'--input_dir={nips}', f'--output_dir={straight}'] + ATTACK_ARGS,
                         shard + ['--shard_index=1'] + ATTACK_ARGS,
                         shard + ['--shard_index=0'] + ATTACK_ARGS,
                         shard + ['--shard_index=0'] + ATTACK_ARGS[:-1] + ['--models=a,b'])
-    return straight, sharded, outcomes
+    return straight, sharded, outcomes, (cache, loads)
 
 
 def test_attack_writes_bounded_pngs_and_shards_match(attacked, nips):
-    straight, sharded, outcomes = attacked
-    assert outcomes[:3] == [(0, '')] * 3
-    assert outcomes[3][0] == 1
-    assert 'holds a run with other settings (models differ)' in outcomes[3][1]
+    straight, sharded, outcomes, _ = attacked
+    assert outcomes[:2] == [(0, '')] * 2
+    assert outcomes[2][0] == 1
+    assert 'holds a run with other settings (models differ)' in outcomes[2][1]
     reference = pngs(straight)
     assert sorted(reference) == sorted(f'{i}.png' for i in IDS)
     assert pngs(sharded) == reference
@@ -274,7 +281,7 @@ ORACLE = textwrap.dedent('''
 
 
 def test_evaluate_reports_rates_losses_and_tables(launcher, nips, attacked, tmp_path):
-    straight, sharded, _ = attacked
+    straight, sharded = attacked[:2]
     oracle = tmp_path / 'oracle.py'
     oracle.write_text(ORACLE)
     out = tmp_path / 'eval'
@@ -332,28 +339,16 @@ def test_missing_checkpoint_one_error_nothing_written(nips, tmp_path):
     assert not output.exists()
 
 
-
-def test_pipeline_api_writes_the_cli_bytes_and_a_shared_cache_loads_once(nips, attacked,
-                                                                          tmp_path):
-    """The library call behind svrens-attack writes the same PNGs as the program; attack and
-    evaluation steps sharing one ModelCache load each model once."""
-    from svrens_tf import attacks, pipeline
-    loads = []
-
-    def load(name, checkpoint_dir):
-        loads.append(name)
-        return Tiny(name)
-
-    cache = pipeline.ModelCache(load)
-    cfg = attacks.AttackConfig(base='mi_fgsm', ensemble='svre', num_iter=2, m_svrg=2)
-    folder = pipeline.attack_folder(nips, tmp_path / 'api', cfg, ['a', 'b', 'c'], batch_size=2,
-                                    models=cache)
-    assert pngs(folder) == pngs(attacked[0])
-    record = json.loads((folder / 'attack_run.json').read_text())
-    assert record['settings'] == json.loads(
-        (attacked[0] / 'attack_run.json').read_text())['settings']
-    evaluation = pipeline.evaluate_folders(nips, [folder], tmp_path / 'eval', ['a', 'd'],
+def test_steps_sharing_one_model_cache_load_each_model_once(nips, attacked, tmp_path):
+    """The attack loaded its three surrogates; an evaluation given the same cache loads only
+    the model it has not seen. The library call records the settings the program records."""
+    from svrens_tf import pipeline
+    straight, sharded, _, (cache, loads) = attacked
+    assert loads == ['a', 'b', 'c']
+    assert json.loads((straight / 'attack_run.json').read_text())['settings'] == json.loads(
+        (sharded / 'attack_run.shard0of2.json').read_text())['settings']
+    evaluation = pipeline.evaluate_folders(nips, [straight], tmp_path / 'eval', ['a', 'd'],
                                            batch_size=3, models=cache)
-    assert sorted(loads) == ['a', 'b', 'c', 'd']
-    assert set(evaluation['folders'][str(folder)]['results']) == {'a', 'd'}
+    assert loads == ['a', 'b', 'c', 'd']
+    assert set(evaluation['folders'][str(straight)]['results']) == {'a', 'd'}
     assert json.loads((tmp_path / 'eval' / 'evaluation.json').read_text()) == evaluation
