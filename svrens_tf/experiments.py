@@ -140,10 +140,6 @@ def attack_config(flags):
     return attacks.AttackConfig(**values)
 
 
-# svrens-attack's flags beyond AttackConfig's that may follow `--` (the plan sets the others).
-PASSED_FLAGS = ('batch_size', 'deterministic')
-
-
 def check_options(options):
     """ValueError for any argument a step would refuse later, so that nothing is fetched or
     run for a plan that cannot finish: flags after `--`, defenses and their options, external
