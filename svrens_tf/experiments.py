@@ -277,7 +277,27 @@ def _downloads(options):
         f'could not install checkpoints {models} into {options.checkpoint_dir}: fix the error '
         'above (e.g. copy\nthe release tarballs from http://download.tensorflow.org/models/ '
         'into that folder) and rerun')))
+    if 3 in options.tables:
+        steps += _defense_downloads(options)
     return steps
+
+
+def _defense_downloads(options):
+    """A download step for the Table 3 defenses whose converted weights are absent, so that a
+    missing one stops the plan before any attack runs."""
+    from svrens_tf import defenses
+    from svrens_tf.downloads import defense_weights
+    names = defenses.NAMES if options.defenses is None else options.defenses
+    chosen = defenses.parse_options(options.defense_options, names)
+    absent = [n for n in defense_weights.DEFENSES if n in names
+              and defenses.missing_weights(n, options.checkpoint_dir, **chosen[n])]
+    if not absent:
+        return []
+    return [Step('download', (('defense', _join(absent)),
+                              ('checkpoint_dir', options.checkpoint_dir)), failure_hint=(
+        f'could not install the weights of {", ".join(absent)} into {options.checkpoint_dir}: '
+        'fix the error above (offline: svrens-download --defense NAME --defense_source '
+        'FILE_OR_FOLDER with the released files) and rerun'))]
 
 
 def build_plan(options):

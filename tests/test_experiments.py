@@ -84,7 +84,9 @@ def test_default_plan_runs_each_setting_once_and_evaluates_what_it_attacks(tmp_p
         0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6]
     assert set(table2) & set(evaluation(steps, 'fig4').flag('input_dir').split(',')) == {
         f for f in table2 if f.endswith(('/ens_mi_fgsm/seed1000', '/svre_mi_fgsm/seed1000'))}
-    assert [s.flag('models') for s in steps if s.program == 'download'] == [None, 'all']
+    assert [s.flag('models') for s in steps if s.program == 'download'] == [None, 'all', None]
+    assert [s.flag('defense') for s in steps if s.program == 'download'][-1] == \
+        'hgd,nrp,rs,comdefend'
     assert steps[-1].program == 'report'
 
 
