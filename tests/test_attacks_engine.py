@@ -1,6 +1,6 @@
 """The attack engine end to end on small surrogates.
 
-The reference loops below are re-derived in plain numpy from ALGORITHM.md (the authors'
+The reference loops below are re-derived in plain numpy from docs/algorithm.md (the authors'
 Ens/SVRE scripts) over softmax-regression surrogates whose input gradients numpy computes in
 closed form; attacks.generate must reproduce their adversarial images.
 """
@@ -93,7 +93,7 @@ def reference_direction(models, x, y, sign, ensemble, inner_models, box, beta, s
 
 
 def reference_attack(models, x, y, base, ensemble, indices, targeted, num_iter, eps, alpha):
-    """The authors' Ens / SVRE loops for I-FGSM, MI-FGSM and TIM (ALGORITHM.md)."""
+    """The authors' Ens / SVRE loops for I-FGSM, MI-FGSM and TIM (docs/algorithm.md)."""
     sign = -1.0 if targeted else 1.0
     smooth = ti if base == 'tim' else (lambda g: g)
     x = x.astype(np.float64)
