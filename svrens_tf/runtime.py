@@ -2,11 +2,13 @@
 
 Sign steps turn a last-bit difference of a gradient into whole eps/T steps, so a run is only
 reproducible if every float sum is ordered the same way in every process. `configure` (the
-programs call it first) runs independent ops one at a time (one inter-op thread: the branches
-of an Inception block and the surrogates of an ensemble no longer race for the intra-op
-threads) and turns on TensorFlow's op determinism (deterministic kernels on GPU; on CPU it
-also swaps the fused cross-entropy kernel for log-softmax + gather, which changes the bytes
-once, not from run to run). Both are on by default on CPU and on request on GPU.
+programs call it first) runs independent ops one at a time: one inter-op thread, so the
+branches of an Inception block and the surrogates of an ensemble no longer race for the
+intra-op threads. It is on by default on CPU, where it leaves the bytes of a run as they were
+(it only removes the race) and costs little; on GPU it is on request (`--deterministic`) and
+adds TensorFlow's op determinism (deterministic GPU kernels). Op determinism stays off on CPU:
+it would change the bytes once, by swapping the fused cross-entropy kernel for log-softmax +
+gather, without making CPU kernels any more repeatable.
 
 `settings` reports what the bytes still depend on: the device, the intra-op thread count,
 whether oneDNN kernels are in use (TF_ENABLE_ONEDNN_OPTS, read once when TensorFlow is
@@ -22,15 +24,24 @@ def _default_threads(variable):
 
 
 def configure(deterministic=None):
-    """Apply the deterministic settings (before TensorFlow runs its first op) and return
-    `settings()`. deterministic: None = only on CPU (no GPU visible), True/False = force."""
+    """Apply the deterministic settings before TensorFlow's first op and return `settings()`.
+
+    deterministic: None = on CPU only (no GPU visible), True/False = force; op determinism is
+    turned on only where a GPU is visible.
+    """
     import tensorflow as tf
+    gpus = tf.config.list_physical_devices('GPU')
     if deterministic is None:
-        deterministic = not tf.config.list_physical_devices('GPU')
+        deterministic = not gpus
     if deterministic:
         if tf.config.threading.get_inter_op_parallelism_threads() != 1:
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        tf.config.experimental.enable_op_determinism()
+            try:
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                raise RuntimeError('svrens_tf.runtime.configure() must run before TensorFlow '
+                                   'runs its first op (thread pools are fixed then)') from None
+        if gpus:
+            tf.config.experimental.enable_op_determinism()
     return settings()
 
 
