@@ -73,6 +73,7 @@ def attack_folder(input_dir, output_dir, cfg, surrogates, *, labels=None, resize
     record = records.RunRecord(output_dir / f'{ATTACK_RECORD}{shard}.json', settings,
                                flags or {})
     record.check_folder_settings(output_dir.glob(f'{ATTACK_RECORD}*.json'))
+    record.check_folder_runtime(output_dir.glob(f'{ATTACK_RECORD}*.json'))
     pending = [batch for batch in planned if not all(
         (output_dir / f'{i}.png').is_file() and data.is_done(
             output_dir / f'{i}.png', data.read_image(dataset.path(i), dataset.resize),

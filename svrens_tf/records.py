@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 import svrens_tf
-from svrens_tf import data, files
+from svrens_tf import data, files, runtime
 
 
 def environment():
@@ -52,6 +52,7 @@ class RunRecord:
         self.settings = _plain(settings)
         self.flags = _plain(flags)
         self.environment = environment()
+        self.runtime = runtime.settings()
         self.invocations = []
         if self.path.is_file():
             self.invocations = read(self.path).get('invocations', [])
@@ -76,9 +77,20 @@ class RunRecord:
         self.invocations[-1].update(finished=_now(), seconds=round(time.time() - started_at, 3))
         self.save()
 
+    def check_folder_runtime(self, paths):
+        """DataError if a record in the folder was written under other runtime settings
+        (svrens_tf/runtime.py), naming each difference: resumed images would not match."""
+        for path in paths:
+            theirs = read(path).get('runtime')
+            changed = runtime.differences(theirs, self.runtime) if theirs is not None else []
+            if changed:
+                raise data.DataError(f'{path}: this folder was attacked under other runtime '
+                                     f'settings ({"; ".join(changed)}); run with the recorded '
+                                     'ones or use another --output_dir')
+
     def save(self):
         record = {'settings': self.settings, 'flags': self.flags, 'environment': self.environment,
-                  'invocations': self.invocations}
+                  'runtime': self.runtime, 'invocations': self.invocations}
         files.write_atomic(self.path, json.dumps(record, indent=1, sort_keys=True) + '\n')
 
 

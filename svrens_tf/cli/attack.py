@@ -5,14 +5,14 @@
 
 Every field of svrens_tf.attacks.AttackConfig is a flag of the same name. Reruns resume: images
 already written (valid PNG, within --max_epsilon of the clean image) are skipped, whole batches
-are recomputed otherwise. Batches are fixed by --batch_size and the sorted ImageIds, and each
-batch's randomness comes from --seed and the batch's content, so resumed and sharded runs write
-the same bytes as a straight run.
+are recomputed otherwise. Batches are fixed by --batch_size and the sorted ImageIds, each
+batch's randomness comes from --seed and the batch's content, and svrens_tf.runtime.configure()
+fixes how TensorFlow orders float sums, so resumed and sharded runs write the same bytes as a
+straight run (a resume under other runtime settings is refused).
 """
-import tensorflow as tf
 from absl import app, flags
 
-from svrens_tf import cli, data, pipeline
+from svrens_tf import cli, data, pipeline, runtime
 from svrens_tf.models import CheckpointError, zoo
 
 FLAGS = flags.FLAGS
@@ -31,9 +31,10 @@ flags.DEFINE_integer('num_shards', 1, 'Split the batches over this many processe
                      lower_bound=1)
 flags.DEFINE_integer('shard_index', 0, 'Which shard this process attacks (0-based).',
                      lower_bound=0)
-flags.DEFINE_boolean('deterministic', False, 'Enable TensorFlow op determinism, so that resumed '
-                     'and sharded runs write the same bytes on GPU too (CPU kernels already '
-                     'are deterministic); slower on GPU.')
+flags.DEFINE_boolean('deterministic', False, 'On GPU too, run with the deterministic settings '
+                     'of svrens_tf/runtime.py (one inter-op thread, always on CPU; on GPU also '
+                     'TensorFlow op determinism), so that resumed and sharded runs write the '
+                     'same bytes; slower on GPU.')
 cli.define_config_flags(__name__)
 
 
@@ -42,8 +43,7 @@ def main(argv):
     if FLAGS.shard_index >= FLAGS.num_shards:
         raise app.UsageError('--shard_index must be below --num_shards')
     cfg = cli.config_from_flags()
-    if FLAGS.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    runtime.configure(True if FLAGS.deterministic else None)
     cli.exit_on((data.DataError, CheckpointError), 'svrens-attack', pipeline.attack_folder,
                 FLAGS.input_dir, FLAGS.output_dir, cfg, FLAGS.models, labels=FLAGS.labels,
                 resize=FLAGS.resize, checkpoint_dir=FLAGS.checkpoint_dir,

@@ -9,7 +9,7 @@ eval_run.json (flags, versions, timings) into --output_dir, each atomically.
 """
 from absl import app, flags
 
-from svrens_tf import cli, data, pipeline
+from svrens_tf import cli, data, pipeline, runtime
 from svrens_tf.models import CheckpointError, zoo
 
 FLAGS = flags.FLAGS
@@ -39,6 +39,7 @@ def main(argv):
     external = cli.parse_external(FLAGS.external_defense)
     options = cli.defense_options(FLAGS.defenses, FLAGS.defense_option)
     from svrens_tf.defenses.external import DefenseError
+    runtime.configure()
     cli.exit_on((data.DataError, DefenseError, CheckpointError),
                 'svrens-evaluate', pipeline.evaluate_folders, FLAGS.clean_dir, FLAGS.input_dir,
                 FLAGS.output_dir, FLAGS.models, defenses=FLAGS.defenses, defense_options=options,
