@@ -390,15 +390,16 @@ def log(path, message):
             f.write(f'[{stamp}] {line}\n')
 
 
-def execute(steps, log_path, python=None):
-    """Run the steps in order as subprocesses, each logged to `log_path` (and stdout); stops at
-    the first failure and returns its exit status (0 when all succeeded)."""
+def execute(steps, log_path, python=None, run_step=None):
+    """Run the steps in order, each logged to `log_path` (and stdout): as subprocesses, or by
+    `run_step(step) -> exit status` (svrens_tf/executor.py runs them in one process); stops
+    at the first failure and returns its exit status (0 when all succeeded)."""
     log_path = pathlib.Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     for step in steps:
         argv = step.argv(python)
-        log(log_path, '+ ' + shlex.join(argv))
-        returncode = subprocess.run(argv).returncode
+        log(log_path, ('+ ' if run_step is None else '+ (in process) ') + shlex.join(argv))
+        returncode = subprocess.run(argv).returncode if run_step is None else run_step(step)
         if returncode:
             log(log_path, step.failure_hint or f'{step.command()} failed (exit {returncode})')
             return returncode

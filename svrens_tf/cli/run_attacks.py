@@ -5,7 +5,8 @@
                      [--checkpoint_dir DIR] [--results_dir DIR]
                      [--defenses bit_red,jpeg,...] [--defense_option jpeg.quality=75]...
                      [--external_defense NAME=COMMAND]... [--eval_batch_size 10]
-                     [--dry_run] [-- svrens-attack flags]
+                     [--dry_run] [--subprocesses] [--gpus 0,1,...] [--shard I/N]
+                     [-- svrens-attack flags]
 
 With neither --tables nor --figures, everything runs. --attacks and --ensembles choose the rows
 of Tables 1-3 (and of Figure 1, drawn from Table 2's runs), --attacks also the panels of Figures
@@ -21,13 +22,19 @@ command, one per line, with the attacks' single-model gradient passes and their 
 nothing. Checkpoints and the NIPS17 set are fetched with svrens-download on first use. Every
 attack folder keeps attack_run.json, every evaluation folder eval_run.json (flags, versions,
 seed, timings); this script's own log is RESULTS/run_attacks.log. Reruns resume.
+
+All steps run in this one process, which loads each checkpoint once (--subprocesses: one
+process per step, as svrens-attack/-evaluate/-report would be called by hand; the same files).
+--gpus 0,1,... runs the attacks in shards in parallel, one process per GPU, then evaluation
+and report; --shard I/N runs only shard I of N of every attack, for a scheduler's job array
+(docs/slurm.md). Either way the images are the bytes of a one-process run.
 """
 import argparse
 import os
 import pathlib
 import sys
 
-from svrens_tf import experiments
+from svrens_tf import executor, experiments
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -91,11 +98,33 @@ def parser():
                    help='svrens-evaluate --batch_size')
     p.add_argument('--dry_run', action='store_true',
                    help='print the commands and their gradient passes; run nothing')
+    p.add_argument('--subprocesses', action='store_true',
+                   help='run each step as its own process (default: all in this one, loading '
+                        'each checkpoint once)')
+    p.add_argument('--gpus', type=lambda t: tuple(v for v in t.split(',') if v),
+                   help='e.g. 0,1,2,3: the attacks run in shards, one process per GPU, then '
+                        'evaluation and report')
+    p.add_argument('--shard', type=_shard,
+                   help='I/N: only shard I of N of every attack (one job of a scheduler\'s '
+                        'array, docs/slurm.md); rerun without it to evaluate and report')
     return p
+
+
+def _shard(text):
+    try:
+        return executor.parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def options_from(argv):
     """(Options, dry_run) from run_attacks.sh's arguments (argv without the program name)."""
+    options, args = parse(argv)
+    return options, args.dry_run
+
+
+def parse(argv):
+    """(Options, parsed arguments) from run_attacks.sh's arguments."""
     argv = list(argv)
     split = argv.index('--') if '--' in argv else len(argv)
     args = parser().parse_args(argv[:split])
@@ -108,25 +137,40 @@ def options_from(argv):
         results_dir=args.results_dir, defenses=args.defenses,
         defense_options=tuple(args.defense_option),
         external_defenses=tuple(args.external_defense), eval_batch_size=args.eval_batch_size,
-        attack_flags=tuple(argv[split + 1:])), args.dry_run
+        attack_flags=tuple(argv[split + 1:])), args
 
 
 def main(argv=None):
-    options, dry_run = options_from(sys.argv[1:] if argv is None else argv)
+    options, args = parse(sys.argv[1:] if argv is None else argv)
     try:
         steps = experiments.build_plan(options)
+        if args.gpus or args.shard:
+            executor.check_shardable(steps, args.gpus and args.shard)
     except ValueError as err:
         sys.exit(f'run_attacks.sh: {err}')
-    if dry_run:
+    if args.dry_run:
         sys.stdout.write(experiments.format_plan(steps))
         return 0
     log_path = pathlib.Path(options.results_dir) / 'run_attacks.log'
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if args.shard:
+        index, count = args.shard
+        return executor.run_attack_shard(
+            steps, args.shard, log_path.with_name(f'run_attacks.shard{index}of{count}.log'))
     experiments.log(log_path, f'run_attacks.sh tables={options.tables} '
                               f'figures={options.figures} attacks={",".join(options.attacks)} '
                               f'ensembles={",".join(options.ensembles)} seeds={options.seeds} '
                               f'attack flags: {" ".join(options.attack_flags)}')
-    returncode = experiments.execute(steps, log_path)
+    run_step = None if args.subprocesses else executor.InProcess()
+    if args.gpus:
+        downloads = [s for s in steps if s.program == 'download']
+        steps = [s for s in steps if s.program != 'download']
+        returncode = (experiments.execute(downloads, log_path, run_step=run_step) or
+                      executor.run_shards(steps, args.gpus, log_path,
+                                          lambda message: experiments.log(log_path, message)))
+        if returncode:
+            return returncode
+    returncode = experiments.execute(steps, log_path, run_step=run_step)
     if returncode == 0:
         experiments.log(log_path, f'report: {pathlib.Path(options.results_dir) / "report.md"}')
     return returncode
