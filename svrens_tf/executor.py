@@ -18,6 +18,7 @@ array, through `run_attacks.sh --shard I/N`).
 """
 import dataclasses
 import importlib
+import inspect
 import json
 import os
 import pathlib
@@ -26,9 +27,6 @@ import sys
 import tempfile
 
 from absl import app, flags
-
-MODEL_PROGRAMS = ('attack', 'evaluate')  # programs whose main takes a model loader
-
 
 class InProcess:
     """`run(step) -> exit status`: each step's program run in this process.
@@ -66,7 +64,8 @@ class InProcess:
         self._activate(step.program)
         module = sys.modules[f'svrens_tf.cli.{step.program}']
         argv = [module.__file__, *step.args]
-        kwargs = {'models': self.models} if step.program in MODEL_PROGRAMS else {}
+        takes_models = 'models' in inspect.signature(module.main).parameters
+        kwargs = {'models': self.models} if takes_models else {}  # a program that loads models
         saved_argv, sys.argv = sys.argv, argv  # run records keep the program's argv
         flags.FLAGS.unparse_flags()
         try:

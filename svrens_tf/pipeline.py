@@ -21,9 +21,10 @@ EVALUATION_RECORD = 'eval_run.json'
 
 
 def load_model(name, checkpoint_dir):
-    """The default loader: zoo model `name` from `checkpoint_dir` (svrens_tf.models.load)."""
+    """The default loader: zoo model `name` from `checkpoint_dir` (svrens_tf.models.load),
+    batch norm folded into the kernels (one copy of the weights under an input gradient)."""
     from svrens_tf import models
-    return models.load(name, checkpoint_dir)
+    return models.load(name, checkpoint_dir).fold_batch_norm()
 
 
 class ModelCache:

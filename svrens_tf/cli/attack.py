@@ -38,7 +38,8 @@ flags.DEFINE_boolean('deterministic', False, 'On GPU too, run with the determini
 cli.define_config_flags(__name__)
 
 
-def main(argv):
+def main(argv, models=None):
+    """`models`: a pipeline.ModelCache shared with other steps of this process, or None."""
     cli.check_usage(argv, ('input_dir', 'output_dir'))
     if FLAGS.shard_index >= FLAGS.num_shards:
         raise app.UsageError('--shard_index must be below --num_shards')
@@ -48,7 +49,7 @@ def main(argv):
                 FLAGS.input_dir, FLAGS.output_dir, cfg, FLAGS.models, labels=FLAGS.labels,
                 resize=FLAGS.resize, checkpoint_dir=FLAGS.checkpoint_dir,
                 batch_size=FLAGS.batch_size, num_shards=FLAGS.num_shards,
-                shard_index=FLAGS.shard_index, flags=cli.flag_values(__name__))
+                shard_index=FLAGS.shard_index, flags=cli.flag_values(__name__), models=models)
 
 
 def run():

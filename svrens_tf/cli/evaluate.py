@@ -34,7 +34,8 @@ flags.DEFINE_integer('seed', 0, 'Seed of the randomized defenses.')
 flags.DEFINE_string('output_dir', None, 'Folder receiving the evaluation files.')
 
 
-def main(argv):
+def main(argv, models=None):
+    """`models`: a pipeline.ModelCache shared with other steps of this process, or None."""
     cli.check_usage(argv, ('input_dir', 'clean_dir', 'output_dir'))
     external = cli.parse_external(FLAGS.external_defense)
     options = cli.defense_options(FLAGS.defenses, FLAGS.defense_option)
@@ -46,7 +47,7 @@ def main(argv):
                 external=external, labels=FLAGS.labels, resize=FLAGS.resize,
                 checkpoint_dir=FLAGS.checkpoint_dir, batch_size=FLAGS.batch_size,
                 seed=FLAGS.seed, external_timeout_s=FLAGS.external_timeout_s,
-                flags=cli.flag_values(__name__))
+                flags=cli.flag_values(__name__), models=models)
 
 
 def run():
