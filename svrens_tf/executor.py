@@ -38,7 +38,9 @@ class InProcess:
     """
 
     def __init__(self, models=None):
-        from svrens_tf import pipeline
+        from svrens_tf import pipeline, runtime
+        runtime.configure()  # before any step's first op (a download step may run some), as
+        # svrens-attack and svrens-evaluate do first in their own processes
         self.models = models or pipeline.ModelCache()
         self._flags = {}          # program -> its Flag objects
         self._active = None
