@@ -37,10 +37,11 @@ class InProcess:
     one's, and are parsed afresh (defaults restored) for every step.
     """
 
-    def __init__(self, models=None):
+    def __init__(self, models=None, deterministic=None):
         from svrens_tf import pipeline, runtime
-        runtime.configure()  # before any step's first op (a download step may run some), as
-        # svrens-attack and svrens-evaluate do first in their own processes
+        # before any step's first op (a download step may run some), as svrens-attack and
+        # svrens-evaluate do first in their own processes; `deterministic`: see determinism()
+        runtime.configure(deterministic)
         self.models = models or pipeline.ModelCache()
         self._flags = {}          # program -> its Flag objects
         self._active = None
@@ -86,6 +87,15 @@ class InProcess:
         return 0
 
 
+def determinism(steps):
+    """True if an attack step asks for --deterministic, else None (runtime.configure's
+    default): thread pools are fixed for the whole process, so the plan decides up front."""
+    asked = any(step.program == 'attack' and name == 'deterministic' and
+                str(value).lower() in ('none', 'true', '1')
+                for step in steps for name, value in step.flags)
+    return True if asked else None
+
+
 def parse_shard(text):
     """(index, count) from 'I/N' with 0 <= I < N; ValueError otherwise."""
     index, sep, count = text.partition('/')
@@ -115,7 +125,8 @@ def shard_steps(steps, shard_index, num_shards):
 def run_attack_shard(steps, shard, log_path):
     """Shard `shard` = (I, N) of every attack step of the plan, in this process; exit status."""
     from svrens_tf import experiments
-    return experiments.execute(shard_steps(steps, *shard), log_path, run_step=InProcess())
+    return experiments.execute(shard_steps(steps, *shard), log_path,
+                               run_step=InProcess(deterministic=determinism(steps)))
 
 
 def save_plan(steps, path):
@@ -159,7 +170,8 @@ def main(argv=None):
     if len(argv) == 4:
         return run_attack_shard(steps, parse_shard(argv[3]), argv[1])
     from svrens_tf import experiments
-    return experiments.execute(steps, argv[1], run_step=InProcess())
+    return experiments.execute(steps, argv[1],
+                               run_step=InProcess(deterministic=determinism(steps)))
 
 
 if __name__ == '__main__':

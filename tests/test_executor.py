@@ -1,5 +1,6 @@
 """An experiment plan run in one process, and with its attacks sharded over two "GPU" slots,
 writes the bytes of one process per step (svrens_tf/executor.py)."""
+import dataclasses
 import json
 import os
 import pathlib
@@ -159,6 +160,9 @@ def test_plan_round_trips_and_shards_refuse_user_shard_flags(tmp_path):
     assert shard.args[-2:] == ['--num_shards=3', '--shard_index=1']
     with pytest.raises(ValueError, match='drop --num_shards'):
         executor.shard_steps([shard], 0, 2)
+    assert executor.determinism(steps) is None  # the process-wide setting follows the plan
+    assert executor.determinism([dataclasses.replace(
+        steps[0], flags=steps[0].flags + (('deterministic', None),))]) is True
     assert executor.parse_shard('2/4') == (2, 4)
     for bad in ('4/4', '1', 'a/2', '-1/2'):
         with pytest.raises(ValueError, match='I/N'):

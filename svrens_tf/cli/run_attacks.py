@@ -161,7 +161,8 @@ def main(argv=None):
                               f'figures={options.figures} attacks={",".join(options.attacks)} '
                               f'ensembles={",".join(options.ensembles)} seeds={options.seeds} '
                               f'attack flags: {" ".join(options.attack_flags)}')
-    run_step = None if args.subprocesses else executor.InProcess()
+    run_step = (None if args.subprocesses else
+                executor.InProcess(deterministic=executor.determinism(steps)))
     if args.gpus:
         downloads = [s for s in steps if s.program == 'download']
         steps = [s for s in steps if s.program != 'download']
