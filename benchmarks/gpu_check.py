@@ -76,14 +76,14 @@ class Check:
         try:
             done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
                                   timeout=timeout_s, env={**os.environ, **self.env, **(env or {})})
-            code, output = done.returncode, done.stdout + done.stderr
+            code, output, errors = done.returncode, done.stdout, done.stderr
         except subprocess.TimeoutExpired as err:
-            code, output = 'timeout', f'{err.stdout or ""}{err.stderr or ""}'
+            code, output, errors = 'timeout', str(err.stdout or ''), str(err.stderr or '')
         seconds = time.time() - started
         shown = ' '.join(f'{k}={v}' for k, v in (env or {}).items())
         self.entries.append({'section': section, 'name': name, 'seconds': round(seconds, 1),
                              'exit': code, 'command': f'{shown} {shlex.join(argv)}'.strip(),
-                             'output_tail': output[-4000:]})
+                             'stdout_tail': output[-4000:], 'stderr_tail': errors[-2000:]})
         print(f'[{section}] {name}: exit {code}, {seconds:.0f} s', flush=True)
         return code, output
 
@@ -185,7 +185,7 @@ def markdown(record):
     for e in record['entries']:
         if e.get('rows') is not None or 'table2' in e:
             lines += ['', f"## {e['section']}: {e['name']}", '', '```',
-                      e.get('table2') or e['output_tail'].split('\n\n', 1)[-1].strip(), '```']
+                      e.get('table2') or e['stdout_tail'].split('\n\n', 1)[-1].strip(), '```']
     return '\n'.join(lines) + '\n'
 
 

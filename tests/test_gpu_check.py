@@ -24,7 +24,7 @@ def test_cpu_smoke_run_writes_a_record_of_passing_steps(shared_dir, tmp_path):
     entries = record['entries']
     assert all(e['exit'] == 0 for e in entries)
     assert [e['section'] for e in entries] == ['conformance', 'attack', 'attack', 'memory']
-    assert 'passed' in entries[0]['output_tail']
+    assert 'passed' in entries[0]['stdout_tail']
     bench = entries[1]['rows']
     assert [r['strategy'] for r in bench] == ['ens', 'svre/recompute', 'svre/cache']
     assert [r['passes'] for r in bench] == [1, 3, 3]  # K = 1, M = 1: K; K + 2M; 2K + M
