@@ -4,11 +4,19 @@ Success rate as the paper computes it: % of all images whose prediction (argmax 
 classes) differs from the true label, clean-misclassified images included. Also reported: the
 rate over the images the classifier gets right when clean, its clean accuracy, and the average
 cross-entropy of the adversarial images (models only; defenses give labels, not logits).
+
+An evaluation keeps each classifier's predictions in PROGRESS_FILE as soon as it finishes, so a
+rerun with the same settings resumes after the last finished classifier.
 """
+import json
+import pathlib
+
 import numpy as np
 import tensorflow as tf
 
-from svrens_tf import data
+from svrens_tf import data, files
+
+PROGRESS_FILE = 'eval_progress.json'
 from svrens_tf.outputs import split_outputs
 
 
@@ -80,3 +88,43 @@ def max_perturbation(dataset, folder, batch_size):
         diff = np.abs(images[folder].astype(np.int32) - images[dataset.image_dir].astype(np.int32))
         largest = max(largest, int(diff.max()))
     return largest
+
+
+class Progress:
+    """The predictions of the classifiers an evaluation finished, in `output_dir`/PROGRESS_FILE.
+
+    Each classifier's entry carries the settings it was computed under (clean set, folders,
+    seed, options, ...); a rerun reuses it only when they are the same.
+    """
+
+    def __init__(self, output_dir):
+        self.path = pathlib.Path(output_dir) / PROGRESS_FILE
+        self.saved = {}
+        if self.path.is_file():
+            try:
+                self.saved = json.loads(self.path.read_text())['classifiers']
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise data.DataError(f'{self.path}: unreadable ({err}); delete it to evaluate '
+                                     'from scratch') from None
+
+    def finished(self, name, settings):
+        """{folder: (predictions, losses or None)} saved for `name` under `settings`, or None."""
+        entry = self.saved.get(name)
+        if entry is None or entry.get('settings') != _plain(settings):
+            return None
+        return {pathlib.Path(folder): (np.asarray(result['predictions'], np.int32),
+                                       None if result['losses'] is None
+                                       else np.asarray(result['losses'], np.float32))
+                for folder, result in entry['folders'].items()}
+
+    def save(self, name, settings, by_folder):
+        """Record `name`'s predictions (as from `predict`) and write the file atomically."""
+        self.saved[name] = {'settings': _plain(settings), 'folders': {
+            str(folder): {'predictions': predicted.tolist(),
+                          'losses': None if losses is None else losses.tolist()}
+            for folder, (predicted, losses) in by_folder.items()}}
+        files.write_atomic(self.path, json.dumps({'classifiers': self.saved}) + '\n')
+
+
+def _plain(value):
+    return json.loads(json.dumps(value))

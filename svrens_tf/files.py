@@ -67,6 +67,24 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def new_folder(path):
+    """`path` made (with its parents) for the block; if the block fails, the folders it made
+    are removed again while empty, so a failed run leaves no empty output folder behind."""
+    path = pathlib.Path(path)
+    made = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: keep it and what is above it
+                break
+        raise
+
+
 class FolderBusy(OSError):
     """Another process holds a folder's lock; the message names the folder."""
 
@@ -76,16 +94,14 @@ def folder_lock(folder, name):
     """Hold the lock file `folder`/.`name`.lock for the block; FolderBusy at once if another
     process holds it. It is an flock: the kernel releases it when its holder exits or dies, so
     a crashed run never leaves the folder locked. The holder deletes the file when done."""
-    path = pathlib.Path(folder) / f'.{name}.lock'
+    path = _lock_path(folder, name)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 100, 0).decode(errors='replace').strip() or 'another process'
+            _lock(fd, folder)
+        except FolderBusy:
             os.close(fd)
-            raise FolderBusy(f'{folder}: {holder} is writing into this folder; wait for it to '
-                             'finish, or choose another output folder') from None
+            raise
         if _same_file(fd, path):
             break
         os.close(fd)  # locked a file its holder deleted on release: lock the new one
@@ -96,6 +112,33 @@ def folder_lock(folder, name):
     finally:
         path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def check_unlocked(folder, name):
+    """FolderBusy if another process holds `folder_lock(folder, name)` now; creates nothing
+    (for a check before long work, such as loading models, that precedes taking the lock)."""
+    try:
+        fd = os.open(_lock_path(folder, name), os.O_RDWR)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        _lock(fd, folder)
+    finally:
+        os.close(fd)  # releases the probe's lock
+
+
+def _lock_path(folder, name):
+    return pathlib.Path(folder) / f'.{name}.lock'
+
+
+def _lock(fd, folder):
+    """flock `fd` exclusively, or raise FolderBusy naming the holder written in the file."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 100, 0).decode(errors='replace').strip() or 'another process'
+        raise FolderBusy(f'{folder}: {holder} is writing into this folder; wait for it to '
+                         'finish, or choose another output folder') from None
 
 
 def _same_file(fd, path):

@@ -9,6 +9,7 @@ in one process.
 import dataclasses
 import os
 import pathlib
+import shutil
 import time
 
 import numpy as np
@@ -18,6 +19,7 @@ from svrens_tf import attacks, data, evaluate, files, records, report, tables
 
 ATTACK_RECORD = 'attack_run'
 EVALUATION_RECORD = 'eval_run.json'
+EVALUATION_LOCK = 'eval_run'
 
 
 def load_model(name, checkpoint_dir):
@@ -75,34 +77,43 @@ def attack_folder(input_dir, output_dir, cfg, surrogates, *, labels=None, resize
                                flags or {})
     record.check_folder_settings(output_dir.glob(f'{ATTACK_RECORD}*.json'))
     record.check_folder_runtime(output_dir.glob(f'{ATTACK_RECORD}*.json'))
-    pending = [batch for batch in planned if not all(
-        (output_dir / f'{i}.png').is_file() and data.is_done(
-            output_dir / f'{i}.png', data.read_image(dataset.path(i), dataset.resize),
-            cfg.max_epsilon) for i in batch)]
-    num_pending = sum(map(len, pending))
-    num_planned = sum(map(len, planned))
+    files.check_unlocked(output_dir, record.path.stem)  # before minutes of model loading
+
+    def pending_batches():
+        return [batch for batch in planned if not all(
+            (output_dir / f'{i}.png').is_file() and data.is_done(
+                output_dir / f'{i}.png', data.read_image(dataset.path(i), dataset.resize),
+                cfg.max_epsilon) for i in batch)]
+
+    pending = pending_batches()
     loaded = time.time()
     ensemble = [models(name, checkpoint_dir) for name in surrogates] if pending else []
-    output_dir.mkdir(parents=True, exist_ok=True)
-    files.remove_stale_temporaries(output_dir)
-    run = record.start(images=num_planned, skipped=num_planned - num_pending, seed=cfg.seed,
-                       attacked=0, gradient_passes=0,
-                       model_load_s=round(time.time() - loaded, 3))
-    print(f'{num_pending} images to attack in {len(pending)} batches '
-          f'({run["skipped"]} already done) -> {output_dir}')
-    targets = dataset.targets if cfg.targeted else dataset.labels
-    progress = tf.keras.utils.Progbar(num_pending, unit_name='image')
-    for ids, images in data.batches(dataset, pending):
-        clean = images[dataset.image_dir]
-        result = attacks.attack(ensemble, clean / 127.5 - 1.0, [targets[i] for i in ids], cfg)
-        adversarial = data.quantize(result.x_adv.numpy(), clean, cfg.max_epsilon)
-        for image_id, image in zip(ids, adversarial):
-            data.write_png(output_dir / f'{image_id}.png', image)
-        run['attacked'] += len(ids)
-        run['gradient_passes'] += result.gradient_passes
-        record.save()
-        progress.add(len(ids))
-    record.finish(started)
+    with files.new_folder(output_dir), files.folder_lock(output_dir, record.path.stem):
+        if record.reload():  # a run of this shard finished while the models loaded
+            pending = pending_batches()
+            ensemble = ensemble or [models(name, checkpoint_dir) for name in surrogates]
+        num_pending = sum(map(len, pending))
+        num_planned = sum(map(len, planned))
+        files.remove_stale_temporaries(output_dir)
+        run = record.start(images=num_planned, skipped=num_planned - num_pending, seed=cfg.seed,
+                           attacked=0, gradient_passes=0,
+                           model_load_s=round(time.time() - loaded, 3))
+        print(f'{num_pending} images to attack in {len(pending)} batches '
+              f'({run["skipped"]} already done) -> {output_dir}')
+        targets = dataset.targets if cfg.targeted else dataset.labels
+        progress = tf.keras.utils.Progbar(num_pending, unit_name='image')
+        for ids, images in data.batches(dataset, pending):
+            clean = images[dataset.image_dir]
+            result = attacks.attack(ensemble, clean / 127.5 - 1.0, [targets[i] for i in ids],
+                                    cfg)
+            adversarial = data.quantize(result.x_adv.numpy(), clean, cfg.max_epsilon)
+            for image_id, image in zip(ids, adversarial):
+                data.write_png(output_dir / f'{image_id}.png', image)
+            run['attacked'] += len(ids)
+            run['gradient_passes'] += result.gradient_passes
+            record.save()
+            progress.add(len(ids))
+        record.finish(started)
     return output_dir
 
 
@@ -114,10 +125,15 @@ def evaluate_folders(clean_dir, input_dirs, output_dir, classifiers, *, defenses
     `classifiers`, in-process `defenses` (names, with `defense_options` {name: {option: value}})
     and `external` NIPS17 defense programs ({name: argv}); write evaluation.json/.csv/.md,
     predictions.csv and eval_run.json into `output_dir`, each atomically. Returns the
-    evaluation dict. `models`: a loader (ModelCache) shared with the defenses."""
+    evaluation dict. `models`: a loader (ModelCache) shared with the defenses.
+
+    Every classifier's prerequisites (checkpoints, weights, programs, a writable output folder)
+    are checked, by loading, before the first one runs; each one's predictions are saved as it
+    finishes (evaluate.Progress), and a rerun with the same settings keeps them."""
     from svrens_tf import defenses as defense_registry
     started = time.time()
     models = models or ModelCache()
+    external = external or {}
     defense_options = {n: dict((defense_options or {}).get(n, {})) for n in defenses}
     dataset = data.load_dataset(clean_dir, labels, resize)
     folders = [data.load_dataset(d, dataset.labels_csv).image_dir for d in input_dirs]
@@ -125,30 +141,74 @@ def evaluate_folders(clean_dir, input_dirs, output_dir, classifiers, *, defenses
     defense_registry.require_weights(defenses, checkpoint_dir, defense_options)
     settings = {'clean_dir': str(dataset.image_dir), 'folders': [str(f) for f in folders],
                 'defense_options': defense_options}
-    makers = [(name, lambda n=name: evaluate.model_classifier(models(n, checkpoint_dir)))
-              for name in classifiers]
-    makers += [(name, lambda n=name: evaluate.defense_classifier(defense_registry.build(
-        n, checkpoint_dir, seed, load_model=models, **defense_options[n])))
-        for name in defenses]
+    common = {'clean_dir': str(dataset.image_dir), 'labels_csv': str(dataset.labels_csv),
+              'resize': resize, 'checkpoint_dir': checkpoint_dir,
+              'folders': {str(f): records.attack_settings(f) for f in folders}}
+    runs = {name: {**common, 'model': name} for name in classifiers}
+    runs.update({name: {**common, 'defense': name, 'seed': seed,
+                        'options': defense_options[name]} for name in defenses})
+    runs.update({name: {**common, 'external': command} for name, command in external.items()})
+    files.check_unlocked(output_dir, EVALUATION_LOCK)
+    progress = evaluate.Progress(output_dir)
+    predictions = {name: progress.finished(name, run) for name, run in runs.items()}
+    todo = [name for name, done in predictions.items() if done is None]
+    classify = _classifiers([n for n in todo if n in classifiers],
+                            [n for n in todo if n in defenses], defense_options,
+                            checkpoint_dir, seed, models)
+    for name in todo:
+        if name in external:
+            _check_program(name, external[name])
     all_folders = [dataset.image_dir] + folders
-    predictions, seconds = {}, {}
-    for name, make in makers:
-        began = time.time()
-        print(f'{name}: {len(all_folders)} folders x {len(dataset.image_ids)} images', flush=True)
-        predictions[name] = evaluate.predict(make(), dataset, all_folders, batch_size)
-        seconds[name] = round(time.time() - began, 3)
-    for name, command in (external or {}).items():
-        began = time.time()
-        predictions[name] = {f: (external_labels(command, f, dataset, external_timeout_s), None)
-                             for f in all_folders}
-        seconds[name] = round(time.time() - began, 3)
-    evaluation = summarize(dataset, folders, predictions, batch_size)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_outputs(output_dir, dataset, folders, predictions, evaluation)
-    record = records.RunRecord(output_dir / EVALUATION_RECORD, settings, flags or {})
-    record.start(started, seed=seed, classifier_seconds=seconds)
-    record.finish(started)
+    seconds = {}
+    with files.new_folder(output_dir), files.folder_lock(output_dir, EVALUATION_LOCK):
+        for name in runs:
+            if name not in todo:
+                print(f'{name}: kept from {progress.path.name} (same settings)', flush=True)
+                continue
+            began = time.time()
+            print(f'{name}: {len(all_folders)} folders x {len(dataset.image_ids)} images',
+                  flush=True)
+            if name in external:
+                predictions[name] = {f: (external_labels(external[name], f, dataset,
+                                                         external_timeout_s), None)
+                                     for f in all_folders}
+            else:
+                predictions[name] = evaluate.predict(classify[name], dataset, all_folders,
+                                                     batch_size)
+            progress.save(name, runs[name], predictions[name])
+            seconds[name] = round(time.time() - began, 3)
+        evaluation = summarize(dataset, folders, predictions, batch_size)
+        write_outputs(output_dir, dataset, folders, predictions, evaluation)
+        record = records.RunRecord(output_dir / EVALUATION_RECORD, settings, flags or {})
+        record.start(started, seed=seed, classifier_seconds=seconds)
+        record.finish(started)
     return evaluation
+
+
+def _classifiers(names, defenses, defense_options, checkpoint_dir, seed, models):
+    """{name: classify} for zoo models and in-process defenses, all loaded now, so that a
+    missing checkpoint or weight file stops the evaluation before anything is computed."""
+    from svrens_tf import defenses as defense_registry
+    from svrens_tf.models import CheckpointError
+    classify = {name: evaluate.model_classifier(models(name, checkpoint_dir)) for name in names}
+    for name in defenses:
+        try:
+            defense = defense_registry.build(name, checkpoint_dir, seed, load_model=models,
+                                    **defense_options[name])
+        except CheckpointError:
+            raise
+        except ValueError as err:
+            raise data.DataError(f'defense {name}: {err}') from None
+        classify[name] = evaluate.defense_classifier(defense)
+    return classify
+
+
+def _check_program(name, command):
+    """DefenseError unless the external defense's program can be started."""
+    from svrens_tf.defenses.external import DefenseError
+    if shutil.which(command[0]) is None:
+        raise DefenseError(f'external defense {name}: cannot run {command[0]!r}: no such '
+                           'program, or it is not executable')
 
 
 def external_labels(command, folder, dataset, timeout_s):

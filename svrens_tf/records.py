@@ -57,6 +57,13 @@ class RunRecord:
         if self.path.is_file():
             self.invocations = read(self.path).get('invocations', [])
 
+    def reload(self):
+        """Re-read the invocations saved in the file; True if another run changed them."""
+        saved = read(self.path).get('invocations', []) if self.path.is_file() else []
+        changed = saved != self.invocations
+        self.invocations = saved
+        return changed
+
     def check_folder_settings(self, paths):
         """DataError if a record in the folder was written with other settings."""
         for path in paths:

@@ -43,8 +43,11 @@ def test_lock_refuses_a_second_holder_until_the_first_is_killed(tmp_path):
                                                    'writing into this folder'):
             with files.folder_lock(tmp_path, 'attack_run'):
                 pass
+        with pytest.raises(files.FolderBusy, match=f'pid {holder.pid}'):
+            files.check_unlocked(tmp_path, 'attack_run')
         with files.folder_lock(tmp_path, 'other_shard'):  # another lock name is free
             pass
+        files.check_unlocked(tmp_path / 'absent', 'attack_run')
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -53,3 +56,18 @@ def test_lock_refuses_a_second_holder_until_the_first_is_killed(tmp_path):
         assert path.read_text() == f'{os.path.basename(sys.argv[0])} (pid {os.getpid()})\n'
     assert time.time() - started < 1
     assert list(tmp_path.iterdir()) == []  # the holder deletes the lock file when done
+
+
+def test_a_failed_block_removes_the_empty_folders_it_made(tmp_path):
+    with pytest.raises(RuntimeError):
+        with files.new_folder(tmp_path / 'a' / 'b' / 'c'):
+            raise RuntimeError('crash')
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError):
+        with files.new_folder(tmp_path / 'a' / 'b') as folder:
+            (folder / 'attack_run.json').write_text('{}')  # something to keep
+            raise RuntimeError('crash')
+    assert (tmp_path / 'a' / 'b' / 'attack_run.json').is_file()
+    with files.new_folder(tmp_path / 'a' / 'd') as folder:
+        pass
+    assert folder.is_dir()

@@ -1,11 +1,115 @@
 """Command-line programs (absl apps), one module per console script declared in setup.py: each
-parses its flags and makes one call into svrens_tf.pipeline (or svrens_tf.downloads)."""
+parses its flags and makes one call into svrens_tf.pipeline (or svrens_tf.downloads).
+
+What every program shares (importing this package sets up the first two before TensorFlow loads):
+- TensorFlow's start-up lines stay quiet: TF_CPP_MIN_LOG_LEVEL defaults to 2, and the lines
+  TensorFlow's native code writes before its logging is initialised, which ignore that
+  variable, are filtered by the same level;
+- `--help` shows the program's docstring and its own flags (`--helpfull`: every flag);
+- a bad input or flag ends the program with one line `<program>: <message>` and exit status 1;
+  with SVRENS_TRACEBACK=1 (or --verbosity 1 or more) the traceback comes first.
+"""
+import contextlib
 import dataclasses
+import importlib.abc
+import importlib.util
+import os
+import re
 import shlex
 import sys
+import tempfile
+import traceback
 import typing
 
 from absl import app, flags
+
+LOG_LEVEL_ENV = 'TF_CPP_MIN_LOG_LEVEL'
+DEFAULT_LOG_LEVEL = '2'
+TRACEBACK_ENV = 'SVRENS_TRACEBACK'
+# A native log line (absl/glog format): severity letter, date, time, thread id, file:line].
+_NATIVE_LINE = re.compile(r'^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^ ]+:\d+\] ')
+_ABSL_NOTICE = 'WARNING: All log messages before absl::InitializeLog() is called'
+_SEVERITY = {'I': 0, 'W': 1, 'E': 2, 'F': 3}
+
+
+def shown_lines(text, level):
+    """The lines of `text` (captured stderr) that TF_CPP_MIN_LOG_LEVEL=`level` lets through:
+    native log lines below the level go, with their continuation lines; the rest stays."""
+    kept, keep = [], True
+    for line in text.splitlines(keepends=True):
+        match = _NATIVE_LINE.match(line)
+        if match:
+            keep = _SEVERITY[match.group(1)] >= level
+        elif line.startswith(_ABSL_NOTICE):
+            keep = level < 2
+        if keep:
+            kept.append(line)
+    return ''.join(kept)
+
+
+@contextlib.contextmanager
+def _filtered_stderr(level):
+    """Capture file descriptor 2 (where native code writes) and replay what `shown_lines` keeps."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            sys.stderr.write(shown_lines(capture.read().decode(errors='replace'), level))
+            sys.stderr.flush()
+
+
+class _QuietTensorflowImport(importlib.abc.MetaPathFinder):
+    """Runs the first `import tensorflow` inside `_filtered_stderr`, then steps aside."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != 'tensorflow':
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+        text = os.environ.get(LOG_LEVEL_ENV, '')
+        level = int(text) if text.isdigit() else 0
+
+        def exec_module(module):
+            with _filtered_stderr(level):
+                execute(module)
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+os.environ.setdefault(LOG_LEVEL_ENV, DEFAULT_LOG_LEVEL)
+if 'tensorflow' not in sys.modules:
+    sys.meta_path.insert(0, _QuietTensorflowImport())
+
+
+def run(main, module_name):
+    """app.run(main) for the program module `module_name`: `--help` shows its docstring and
+    flags also when a console-script wrapper (whose own module has neither) is __main__, and
+    a UsageError is one line `svrens-<program>: <message>` (exit status 1), not the help."""
+    program = sys.modules[module_name]
+    wrapper = sys.modules['__main__']
+    if wrapper is not program:
+        wrapper.__doc__ = program.__doc__
+        for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    name = 'svrens-' + os.path.splitext(os.path.basename(program.__file__))[0]
+
+    def checked_main(argv):
+        try:
+            return main(argv)
+        except app.UsageError as err:
+            sys.exit(f'{name}: {err} (--help lists the flags)')
+    app.run(checked_main)
+
 
 CHECKPOINT_DIR_HELP = ('Folder with one subfolder per zoo name, as written by svrens-download '
                        '(default: $SVRENS_CHECKPOINT_DIR, else checkpoints/).')
@@ -25,11 +129,23 @@ def check_usage(argv, required=()):
             raise app.UsageError(f'--{name} is required')
 
 
+def check_zoo_names(names, flag='models'):
+    """UsageError listing the zoo names if one of `names` is not one (models.zoo.check_names)."""
+    from svrens_tf.models import zoo
+    try:
+        zoo.check_names(names, f'--{flag}')
+    except ValueError as err:
+        raise app.UsageError(str(err)) from None
+
+
 def exit_on(errors, program, call, *args, **kwargs):
-    """`call(*args, **kwargs)`; one of `errors` ends the program with one line naming it."""
+    """`call(*args, **kwargs)`; one of `errors` ends the program with one line naming it (after
+    the traceback with SVRENS_TRACEBACK=1 or --verbosity >= 1)."""
     try:
         return call(*args, **kwargs)
     except errors as err:
+        if os.environ.get(TRACEBACK_ENV, '0') not in ('', '0') or flags.FLAGS.verbosity >= 1:
+            traceback.print_exc()
         sys.exit(f'{program}: {err}')
 
 

@@ -12,7 +12,7 @@ straight run (a resume under other runtime settings is refused).
 """
 from absl import app, flags
 
-from svrens_tf import cli, data, pipeline, runtime
+from svrens_tf import cli, data, files, pipeline, runtime
 from svrens_tf.models import CheckpointError, zoo
 
 FLAGS = flags.FLAGS
@@ -43,17 +43,20 @@ def main(argv, models=None):
     cli.check_usage(argv, ('input_dir', 'output_dir'))
     if FLAGS.shard_index >= FLAGS.num_shards:
         raise app.UsageError('--shard_index must be below --num_shards')
+    if not FLAGS.models:
+        raise app.UsageError('--models: name at least one surrogate')
+    cli.check_zoo_names(FLAGS.models)
     cfg = cli.config_from_flags()
     runtime.configure(True if FLAGS.deterministic else None)
-    cli.exit_on((data.DataError, CheckpointError), 'svrens-attack', pipeline.attack_folder,
-                FLAGS.input_dir, FLAGS.output_dir, cfg, FLAGS.models, labels=FLAGS.labels,
-                resize=FLAGS.resize, checkpoint_dir=FLAGS.checkpoint_dir,
+    cli.exit_on((data.DataError, CheckpointError, files.FolderBusy), 'svrens-attack',
+                pipeline.attack_folder, FLAGS.input_dir, FLAGS.output_dir, cfg, FLAGS.models,
+                labels=FLAGS.labels, resize=FLAGS.resize, checkpoint_dir=FLAGS.checkpoint_dir,
                 batch_size=FLAGS.batch_size, num_shards=FLAGS.num_shards,
                 shard_index=FLAGS.shard_index, flags=cli.flag_values(__name__), models=models)
 
 
 def run():
-    app.run(main)
+    cli.run(main, __name__)
 
 
 if __name__ == '__main__':

@@ -13,6 +13,8 @@ import sys
 
 from absl import app, flags
 
+from svrens_tf import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list('models', [], 'Zoo names to install (inc_v3, ens3_adv_inc_v3, ...) or "all".')
 flags.DEFINE_string('checkpoint_dir', None,
@@ -46,10 +48,7 @@ def main(argv):
         raise app.UsageError(f'no released weights for {", ".join(unknown)}; known: '
                              f'{", ".join(defense_weights.DEFENSES)}, all')
     names = list(zoo.ZOO) if FLAGS.models == ['all'] else FLAGS.models
-    unknown = [name for name in names if name not in zoo.ZOO]
-    if unknown:
-        raise app.UsageError(f'unknown models {", ".join(unknown)}; known: '
-                             f'{", ".join(zoo.ZOO)}, all')
+    cli.check_zoo_names(names)
     try:
         for name in names:
             checkpoints.install(name, FLAGS.checkpoint_dir, FLAGS.base_url)
@@ -62,7 +61,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.run(main, __name__)
 
 
 if __name__ == '__main__':

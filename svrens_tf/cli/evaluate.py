@@ -9,7 +9,7 @@ eval_run.json (flags, versions, timings) into --output_dir, each atomically.
 """
 from absl import app, flags
 
-from svrens_tf import cli, data, pipeline, runtime
+from svrens_tf import cli, data, files, pipeline, runtime
 from svrens_tf.models import CheckpointError, zoo
 
 FLAGS = flags.FLAGS
@@ -37,11 +37,15 @@ flags.DEFINE_string('output_dir', None, 'Folder receiving the evaluation files.'
 def main(argv, models=None):
     """`models`: a pipeline.ModelCache shared with other steps of this process, or None."""
     cli.check_usage(argv, ('input_dir', 'clean_dir', 'output_dir'))
+    cli.check_zoo_names(FLAGS.models)
     external = cli.parse_external(FLAGS.external_defense)
+    if not (FLAGS.models or FLAGS.defenses or external):
+        raise app.UsageError('nothing to evaluate on: pass --models, --defenses and/or '
+                             '--external_defense')
     options = cli.defense_options(FLAGS.defenses, FLAGS.defense_option)
     from svrens_tf.defenses.external import DefenseError
     runtime.configure()
-    cli.exit_on((data.DataError, DefenseError, CheckpointError),
+    cli.exit_on((data.DataError, DefenseError, CheckpointError, files.FolderBusy),
                 'svrens-evaluate', pipeline.evaluate_folders, FLAGS.clean_dir, FLAGS.input_dir,
                 FLAGS.output_dir, FLAGS.models, defenses=FLAGS.defenses, defense_options=options,
                 external=external, labels=FLAGS.labels, resize=FLAGS.resize,
@@ -51,7 +55,7 @@ def main(argv, models=None):
 
 
 def run():
-    app.run(main)
+    cli.run(main, __name__)
 
 
 if __name__ == '__main__':

@@ -30,3 +30,11 @@ ZOO = {e.name: e for e in [
 SURROGATES = ('inc_v3', 'inc_v4', 'incres_v2', 'res_v2_101')  # the paper's normal models
 ADV_TRAINED = ('ens3_adv_inc_v3', 'ens4_adv_inc_v3', 'ens_adv_incres_v2')  # its defended ones
 CLASSIFIERS = SURROGATES + ADV_TRAINED  # what svrens-evaluate tests on by default
+
+
+def check_names(names, flag='--models'):
+    """ValueError naming the names in `names` that are not zoo names, listing the valid ones."""
+    unknown = [name for name in names if name not in ZOO]
+    if unknown:
+        raise ValueError(f'{flag}: unknown model{"s" * (len(unknown) > 1)} '
+                         f'{", ".join(unknown)}; zoo names: {", ".join(ZOO)}')
