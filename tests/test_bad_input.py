@@ -108,7 +108,7 @@ def test_evaluation_checks_prerequisites_first_and_keeps_what_it_finished(launch
     out = tmp_path / 'eval'
     cases = [
         ('comdefend', ['--defenses=comdefend', f'--checkpoint_dir={tmp_path / "none"}'],
-         f'no ComDefend weights at {tmp_path / "none" / "comdefend"}'),
+         f'comdefend: no ComDefend weights in {tmp_path / "none" / "comdefend"}'),
         ('missing_program', ['--external_defense=x=/no/such/defense.sh'],
          "external defense x: cannot run '/no/such/defense.sh'"),
         ('unknown_model', ['--models=a,inc_v9'], '--models: unknown model inc_v9'),
