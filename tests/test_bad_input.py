@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from svrens_tf import evaluate
+from svrens_tf import evaluate, records, report
 from svrens_tf.cli import run_attacks
 from test_cli import ATTACK_ARGS, ENV, IDS, ROOT, launcher, nips, pngs, run_cli  # noqa: F401
 
@@ -242,3 +242,16 @@ def test_output_folders_that_would_change_the_clean_set_are_refused(nips, tmp_pa
         data.check_output_dir(root, root / 'images', data.load_dataset(root / 'images'))
     assert data.check_output_dir(root / 'images' / 'adv', root, dataset) == \
         root / 'images' / 'adv'  # below the images: the clean set stays what it is
+
+
+def test_a_corrupt_evaluation_or_run_record_is_named(tmp_path):
+    from svrens_tf import data
+    evaluation = tmp_path / 'table2' / 'seed1000' / 'evaluation.json'
+    evaluation.parent.mkdir(parents=True)
+    evaluation.write_text('{"num_images": 3, "folders": {"a": ')
+    with pytest.raises(report.ReportError, match=rf'^{evaluation}: not an evaluation.json'):
+        report.read_evaluation(evaluation)
+    (tmp_path / 'attack_run.json').write_text('[1, 2]')
+    with pytest.raises(data.DataError, match=rf'^{tmp_path / "attack_run.json"}: unreadable run '
+                                             r'record \(not a JSON object\)'):
+        records.attack_settings(tmp_path)
