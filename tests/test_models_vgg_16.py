@@ -61,9 +61,9 @@ def test_outputs_and_input_gradient_match_slim(loaded, reference, slim_reference
 
 def test_zoo_entry_and_input_size():
     entry = zoo.ZOO['vgg_16']
-    assert (entry.arch, entry.scope, entry.archive) == ('vgg_16', 'vgg_16',
-                                                        'vgg_16_2016_08_28.tar.gz')
+    assert (entry.arch, entry.archive) == ('vgg_16', 'vgg_16_2016_08_28.tar.gz')
     raw = models.ARCHITECTURES['vgg_16'](num_classes=1000).build()
+    assert raw.scope == 'vgg_16'
     assert raw(tf.zeros([1, 224, 224, 3])).logits.shape == (1, 1000)
     with pytest.raises(ValueError):
         models.ARCHITECTURES['vgg_16'](num_classes=10)
