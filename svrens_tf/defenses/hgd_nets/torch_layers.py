@@ -109,7 +109,7 @@ class StateDict:
         if x.shape[-1] % kernel.shape[2]:
             raise ValueError(f'{self.what}: {key} takes {kernel.shape[2]} input channels '
                              f'(per group), the input has {x.shape[-1]}')
-        y = tf.nn.conv2d(x, kernel, stride, conv_padding(kernel.shape[:2], stride, padding))
+        y = grouped_conv2d(x, kernel, stride, conv_padding(kernel.shape[:2], stride, padding))
         if shift:
             y = tf.nn.bias_add(y, shift[0])
         return tf.nn.relu(y) if relu else y
@@ -128,3 +128,22 @@ class StateDict:
             raise ValueError(f'{self.what}: {len(unused)} state-dict keys are not used by the '
                              f'network, e.g. {", ".join(unused[:5])}')
         self._arrays = {}
+
+
+def grouped_conv2d(x, kernel, stride, padding):
+    """tf.nn.conv2d, grouped when the kernel takes fewer input channels than x has.
+
+    Without oneDNN, TF's CPU kernels cannot run a grouped conv once Grappler fuses it with its
+    bias and ReLU ("Fused conv implementation does not support grouped convolutions"), so
+    there each group runs as its own conv (the same sums per output channel).
+    """
+    groups = x.shape[-1] // kernel.shape[2]
+    if groups == 1 or _onednn_enabled() or tf.config.list_logical_devices('GPU'):
+        return tf.nn.conv2d(x, kernel, stride, padding)
+    return tf.concat([tf.nn.conv2d(part, k, stride, padding) for part, k in
+                      zip(tf.split(x, groups, axis=-1), tf.split(kernel, groups, axis=-1))], -1)
+
+
+def _onednn_enabled():
+    from tensorflow.python.util import _pywrap_util_port
+    return bool(_pywrap_util_port.IsMklEnabled())
