@@ -49,8 +49,7 @@ def settings():
     """{device, gpus, intra_op_threads, inter_op_threads, onednn, op_determinism}: what the
     bytes of a run depend on besides its inputs, flags and versions."""
     import tensorflow as tf
-    from tensorflow.python.framework import config as tf_config  # no public getters for these
-    from tensorflow.python.util import _pywrap_util_port
+    from tensorflow.python.framework import config as tf_config  # no public getter for this
     gpus = tf.config.list_physical_devices('GPU')
     return {'device': 'gpu' if gpus else 'cpu',
             'gpus': [tf.config.experimental.get_device_details(g).get('device_name', g.name)
@@ -59,8 +58,14 @@ def settings():
                                  or _default_threads('TF_NUM_INTRAOP_THREADS')),
             'inter_op_threads': (tf.config.threading.get_inter_op_parallelism_threads()
                                  or _default_threads('TF_NUM_INTEROP_THREADS')),
-            'onednn': bool(_pywrap_util_port.IsMklEnabled()),
+            'onednn': onednn_enabled(),
             'op_determinism': tf_config.is_op_determinism_enabled()}
+
+
+def onednn_enabled():
+    """True if TensorFlow runs oneDNN kernels (decided by TF_ENABLE_ONEDNN_OPTS at import)."""
+    from tensorflow.python.util import _pywrap_util_port  # no public getter
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def differences(recorded, current):

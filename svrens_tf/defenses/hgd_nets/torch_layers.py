@@ -17,6 +17,8 @@ on even sizes with stride 2, so paddings are passed explicitly unless they equal
 import numpy as np
 import tensorflow as tf
 
+from svrens_tf import runtime
+
 BN_KEYS = ('weight', 'bias', 'running_mean', 'running_var')
 
 
@@ -138,12 +140,7 @@ def grouped_conv2d(x, kernel, stride, padding):
     there each group runs as its own conv (the same sums per output channel).
     """
     groups = x.shape[-1] // kernel.shape[2]
-    if groups == 1 or _onednn_enabled() or tf.config.list_logical_devices('GPU'):
+    if groups == 1 or runtime.onednn_enabled() or tf.config.list_logical_devices('GPU'):
         return tf.nn.conv2d(x, kernel, stride, padding)
     return tf.concat([tf.nn.conv2d(part, k, stride, padding) for part, k in
                       zip(tf.split(x, groups, axis=-1), tf.split(kernel, groups, axis=-1))], -1)
-
-
-def _onednn_enabled():
-    from tensorflow.python.util import _pywrap_util_port
-    return bool(_pywrap_util_port.IsMklEnabled())
