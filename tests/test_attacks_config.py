@@ -45,6 +45,7 @@ CASES = [
     ('targeted', 'yes', 'a bool'),
     ('di_per_image', 0, 'a bool'),
     ('ensemble', 'svrg', "choose from ['ens', 'svre']"),
+    ('estimator', 'svrg++', "choose from ['svrg', 'saga', 'sarah']"),
     ('fusion', 'max', "choose from ['logits', 'predictions', 'loss']"),
     ('outer_grad', 'sometimes', "choose from ['auto', 'recompute', 'cache', 'shared']"),
     ('si_aggregate', 'max', "choose from ['sum', 'mean']"),
@@ -74,6 +75,11 @@ def test_bad_preset_values_are_refused_too(monkeypatch):
     monkeypatch.setitem(attacks.PRESETS, 'broken', dict(di_prob=7.0))
     with pytest.raises(ValueError, match=r'AttackConfig.di_prob=7.0: .*in \[0, 1\]'):
         attacks.AttackConfig(base='broken')
+
+
+def test_estimators_other_than_svrg_need_svre():
+    with pytest.raises(ValueError, match="estimator='saga' needs ensemble='svre', not 'ens'"):
+        attacks.AttackConfig(ensemble='ens', estimator='saga')
 
 
 def test_nesterov_needs_the_momentum_update():

@@ -79,20 +79,36 @@ def ti(g):
     return scipy.ndimage.correlate(g, kernel[None, :, :, None], mode='constant')
 
 
-def reference_direction(models, x, y, sign, ensemble, inner_models, box, beta, smooth):
-    """Ens: the ensemble gradient at x.  SVRE: the last inner accumulator around x."""
+def reference_direction(models, x, y, sign, ensemble, inner_models, box, beta, smooth,
+                        estimator='svrg'):
+    """Ens: the ensemble gradient at x.  SVRE: the last inner accumulator around x, with the
+    inner estimate of `estimator` as svrens_tf/attacks/estimators.py states its update."""
     g_ens = ensemble_grad(models, x, y, sign)
     if ensemble == 'ens':
         return g_ens
     x_in, inner = x.copy(), np.zeros_like(x)
-    for k in inner_models:
-        g = single_grad(models[k], x_in, y, sign) - (single_grad(models[k], x, y, sign) - g_ens)
+    table, mean = [single_grad(model, x, y, sign) for model in models], g_ens   # saga
+    previous, x_previous = g_ens, x                                              # sarah
+    for m, k in enumerate(inner_models):
+        if estimator == 'svrg':
+            g = single_grad(models[k], x_in, y, sign) - (single_grad(models[k], x, y, sign)
+                                                         - g_ens)
+        elif estimator == 'saga':
+            fresh = single_grad(models[k], x_in, y, sign)
+            g = fresh - table[k] + mean
+            mean = mean + (fresh - table[k]) / len(models)
+            table[k] = fresh
+        else:
+            g = previous if m == 0 else (single_grad(models[k], x_in, y, sign)
+                                         - single_grad(models[k], x_previous, y, sign) + previous)
+            previous, x_previous = g, x_in
         inner = inner + norm(smooth(g))
         x_in = np.clip(x_in + beta * np.sign(inner), *box)
     return inner
 
 
-def reference_attack(models, x, y, base, ensemble, indices, targeted, num_iter, eps, alpha):
+def reference_attack(models, x, y, base, ensemble, indices, targeted, num_iter, eps, alpha,
+                     estimator='svrg'):
     """The authors' Ens / SVRE loops for I-FGSM, MI-FGSM and TIM (docs/algorithm.md)."""
     sign = -1.0 if targeted else 1.0
     smooth = ti if base == 'tim' else (lambda g: g)
@@ -101,7 +117,7 @@ def reference_attack(models, x, y, base, ensemble, indices, targeted, num_iter, 
     velocity = np.zeros_like(x)
     for t in range(num_iter):
         direction = smooth(reference_direction(models, x, y, sign, ensemble, indices[t], box,
-                                               alpha, smooth))
+                                               alpha, smooth, estimator))
         if base == 'i_fgsm':
             x = np.clip(x + alpha * np.sign(direction), *box)
         else:
@@ -137,6 +153,27 @@ def test_generate_matches_numpy_reference(linear_models, batch, base, ensemble, 
                                 cfg.num_iter, cfg.eps, cfg.step)
     assert np.abs(x_adv - x).max() > 0.5 * cfg.eps
     np.testing.assert_allclose(x_adv, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('estimator,base,targeted', [
+    ('saga', 'mi_fgsm', False), ('saga', 'tim', True), ('sarah', 'mi_fgsm', False),
+    ('sarah', 'i_fgsm', True)])
+def test_estimators_match_numpy_reference_and_count_their_passes(linear_models, batch,
+                                                                 estimator, base, targeted):
+    x, y = batch
+    cfg = attacks.AttackConfig(base=base, estimator=estimator, num_iter=3, m_svrg=5,
+                               targeted=targeted, seed=11)
+    indices = np.random.RandomState(5).randint(0, 3, (3, 5))
+    result = attacks.attack(linear_models, x, y, cfg, model_indices=indices)
+    args = (linear_models, x, y, base, 'svre', indices, targeted, cfg.num_iter, cfg.eps,
+            cfg.step)
+    expected = reference_attack(*args, estimator=estimator)
+    assert np.abs(result.x_adv.numpy() - x).max() > 0.5 * cfg.eps
+    np.testing.assert_allclose(result.x_adv, expected, atol=1e-5, rtol=0)
+    assert np.abs(expected - reference_attack(*args)).max() > 0   # not svrg in disguise
+    per_step = {'saga': 3 + 3 + 5, 'sarah': 3 + 2 * 4}[estimator]
+    assert attacks.passes_per_outer_step(cfg, 3) == per_step
+    assert result.gradient_passes == 3 * per_step
 
 
 @pytest.mark.parametrize('base', ['mi_fgsm', 'admix_ti_dim'])

@@ -40,7 +40,7 @@ PRESETS = {
 
 # Value of a field that neither the caller nor the preset sets.  None for alpha (max_epsilon /
 # num_iter), beta (alpha) and di_pad_size (the authors' 331 scaled to the input size).
-DEFAULTS = dict(ensemble='svre', fusion='logits', aux_weight=0.4, max_epsilon=16.0, num_iter=10,
+DEFAULTS = dict(ensemble='svre', estimator='svrg', fusion='logits', aux_weight=0.4, max_epsilon=16.0, num_iter=10,
                 alpha=None, momentum=1.0, nesterov=False, ti_kernel_size=0, ti_nsig=3.0,
                 di_prob=0.0, di_pad_size=None, di_per_image=False, si_copies=1,
                 si_aggregate='sum', admix_copies=0, admix_portion=0.2, m_svrg=16, beta=None,
@@ -55,6 +55,7 @@ RUNTIME_FIELDS = ('max_epsilon', 'num_iter', 'alpha', 'momentum', 'di_prob', 'ad
                   'vt_bound', 'pi_amplification', 'pi_gamma')
 
 ENSEMBLES = ('ens', 'svre')
+ESTIMATORS = ('svrg', 'saga', 'sarah')  # estimators.py
 FUSIONS = ('logits', 'predictions', 'loss')
 OUTER_GRADS = ('auto', 'recompute', 'cache', 'shared')
 SI_AGGREGATES = ('sum', 'mean')
@@ -70,6 +71,7 @@ def _odd(v):
 # names; `test` runs on the value once its kind is right.
 RULES = dict(
     ensemble=(ENSEMBLES, None, ''),
+    estimator=(ESTIMATORS, None, ''),
     fusion=(FUSIONS, None, ''),
     outer_grad=(OUTER_GRADS, None, ''),
     si_aggregate=(SI_AGGREGATES, None, ''),
@@ -128,6 +130,9 @@ class AttackConfig:
     A field left as None takes the preset's value, else its value in DEFAULTS.
     base: preset name, a key of PRESETS.
     ensemble: 'ens' (gradient of the fused ensemble loss) or 'svre' (SVR-Ens estimator).
+    estimator: svre's inner gradient estimate (svrens_tf/attacks/estimators.py): 'svrg' (the
+        authors' fixed anchor), 'saga' (per-model gradient table) or 'sarah' (recursive);
+        saga and sarah take no outer_grad choice.  Anything but svrg needs ensemble 'svre'.
     fusion: ensemble loss, 'logits' (authors' code), 'predictions' or 'loss' (paper Eq. 1-3).
     aux_weight: weight of the aux-logits cross-entropy, for models that have aux logits.
     max_epsilon: L-inf budget in pixel units.  num_iter: outer iterations T.
@@ -164,6 +169,7 @@ class AttackConfig:
     """
     base: str = 'mi_fgsm'
     ensemble: Optional[str] = None
+    estimator: Optional[str] = None
     fusion: Optional[str] = None
     aux_weight: Optional[float] = None
     max_epsilon: Optional[float] = None
@@ -219,6 +225,9 @@ class AttackConfig:
         if self.outer_grad == 'auto':
             object.__setattr__(self, 'outer_grad',
                                'recompute' if self.random_transforms else 'cache')
+        if self.estimator != 'svrg' and self.ensemble != 'svre':
+            raise ValueError(f'AttackConfig.estimator={self.estimator!r} needs '
+                             f"ensemble='svre', not {self.ensemble!r}")
         if self.nesterov and self.update != 'momentum':
             raise ValueError(f'AttackConfig.nesterov=True needs update=\'momentum\' (its '
                              f'velocity), not {self.update!r}')

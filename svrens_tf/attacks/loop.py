@@ -31,7 +31,7 @@ def _attack_function(surrogates, cfg, image_shape, settings):
     modules = [stages.load(kind, getattr(cfg, kind)) for kind in stages.KINDS]
     gradient_stage, post_stage, update_stage = modules
     inner_loop = cfg.inner_steps > 0
-    cached = inner_loop and cfg.outer_grad == 'cache'
+    cached = svre.uses_members(cfg)
 
     def post_process(d):
         return post_stage.post_process(d, cfg)

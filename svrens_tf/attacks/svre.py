@@ -1,28 +1,33 @@
 """SVR-Ens: the variance-reduced gradient direction that replaces the ensemble gradient.
 
 From anchor x_t (the outer query point) the inner loop runs M steps on a fresh copy x_in:
-    g = grad J_k(x_in) - (grad J_k(x_t) - g_ens),  k drawn per step,
+    g = the estimator's gradient estimate at x_in, k drawn per step (estimators.py; the
+        authors' 'svrg': grad J_k(x_in) - (grad J_k(x_t) - g_ens)),
     g = post_process(g) (TI variants);  G_in = mu_in * G_in + norm(g);
     x_in = clip(x_in + beta sign(G_in))
 and returns the last G_in, which the outer step then uses like a gradient (docs/algorithm.md).
-How grad J_k(x_t) is obtained follows `cfg.outer_grad` (recompute | cache | shared).
+How svrg obtains grad J_k(x_t) follows `cfg.outer_grad` (recompute | cache | shared).
 """
 import tensorflow as tf
 
-from svrens_tf.attacks import randomness, stages, updates
+from svrens_tf.attacks import stages, updates
+from svrens_tf.attacks.estimators import ESTIMATORS
+
+
+def uses_members(cfg):
+    """Whether the direction needs the K member gradients of the ensemble pass."""
+    return cfg.inner_steps > 0 and ESTIMATORS[cfg.estimator].uses_members(cfg)
 
 
 def passes_per_outer_step(cfg, num_models):
     """Single-model gradient passes per outer step: per direction the gradient stage takes,
-    K for the ensemble gradient, plus the inner loop's M (at x_in) and M (recompute, shared)
-    or K (cache) at the anchor.  The K cached anchor gradients share the ensemble pass's
-    forward passes (backward only)."""
-    inner = cfg.inner_steps
-    if inner == 0:
+    K for the ensemble gradient, plus the estimator's (estimators.py): for svrg the inner
+    loop's M (at x_in) and M (recompute, shared) or K (cache) at the anchor.  The K cached
+    anchor gradients share the ensemble pass's forward passes (backward only)."""
+    if cfg.inner_steps == 0:
         per_direction = num_models
     else:
-        anchor = num_models if cfg.outer_grad == 'cache' else inner
-        per_direction = num_models + inner + anchor
+        per_direction = ESTIMATORS[cfg.estimator].passes(cfg, num_models)
     return stages.load('gradient', cfg.gradient).evaluations(cfg) * per_direction
 
 
@@ -31,34 +36,24 @@ def svre_direction(oracle, x_anchor, clean, labels, g_ens, anchor_grads, step_mo
     """(G_in, passes): the last inner accumulator of SVR-Ens around `x_anchor` and the
     single-model gradient passes spent in the inner loop.
 
-    g_ens: ensemble gradient at the anchor; anchor_grads: [K,...] cached grad J_k(x_anchor)
-        (outer_grad 'cache') or None.
+    g_ens: ensemble gradient at the anchor; anchor_grads: [K,...] grad J_k(x_anchor) from the
+        ensemble pass (when `uses_members`) or None.
     step_models: [M] int32 surrogate indices of the inner iterations.
     step_key: key of these draws; post_process: the attack's direction post-processing.
     """
     cfg, settings = oracle.cfg, oracle.settings
-    passes = tf.constant(0)
+    estimator = ESTIMATORS[cfg.estimator]
 
-    def inner_step(m, x_in, velocity, passes):
-        k = step_models[m]
-        inner_key = randomness.derive(step_key, randomness.INNER, m)
-        if cfg.outer_grad == 'cache':
-            g_in = oracle.singles(k[None], x_in[None], clean, labels, inner_key[None])[0]
-            g_anchor = tf.gather(anchor_grads, k)
-            passes += 1
-        else:
-            anchor_key = (inner_key if cfg.outer_grad == 'shared'
-                          else randomness.derive(step_key, randomness.ANCHOR, m))
-            pair = oracle.singles(tf.stack([k, k]), tf.stack([x_in, x_anchor]), clean, labels,
-                                  tf.stack([inner_key, anchor_key]))
-            g_in, g_anchor = pair[0], pair[1]
-            passes += 2
-        g = post_process(g_in - (g_anchor - g_ens))
+    def inner_step(m, x_in, velocity, passes, state):
+        g, state, spent = estimator.estimate(oracle, m, step_models[m], x_in, x_anchor, clean,
+                                             labels, step_key, state)
+        g = post_process(g)
         velocity = updates.accumulate(velocity, updates.normalize(g), settings['inner_momentum'])
         x_in = updates.sign_step(x_in, velocity, settings['inner_step'], box)
-        return m + 1, x_in, velocity, passes
+        return m + 1, x_in, velocity, passes + spent, state
 
-    _, _, velocity, passes = tf.while_loop(
+    _, _, velocity, passes, _ = tf.while_loop(
         lambda m, *_: m < settings['inner_steps'], inner_step,
-        (tf.constant(0), x_anchor, tf.zeros_like(x_anchor), passes))
+        (tf.constant(0), x_anchor, tf.zeros_like(x_anchor), tf.constant(0),
+         estimator.initial_state(g_ens, anchor_grads, x_anchor)))
     return velocity, passes

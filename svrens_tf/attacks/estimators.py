@@ -1,0 +1,119 @@
+"""Estimators of the inner gradient of SVR-Ens (AttackConfig.estimator), one class each.
+
+The inner loop of svre.py asks its estimator, at inner step m with surrogate k = k_m and
+current point x_m (x_0 = x_t, the anchor), for the gradient estimate g_m that it
+post-processes, normalises and accumulates.  Each estimator starts from the ensemble
+gradient g_ens at the anchor and, except svrg under outer_grad 'recompute'/'shared', from the
+K member gradients grad J_j(x_t) of the same ensemble pass (AttackConfig.outer_grad 'cache').
+Their per-direction pass counts (`passes`) are what svre.passes_per_outer_step adds up.
+"""
+import tensorflow as tf
+
+from svrens_tf.attacks import randomness
+
+
+class Svrg:
+    """'svrg', the authors' SVR-Ens (docs/algorithm.md, "SVR-Ens"): a fixed anchor,
+
+        g_m = grad J_k(x_m) - (grad J_k(x_t) - g_ens),
+
+    grad J_k(x_t) cached ('cache', 1 pass per step), recomputed with its own draw
+    ('recompute', 2) or with x_m's draw ('shared', 2)."""
+
+    @staticmethod
+    def uses_members(cfg):
+        return cfg.outer_grad == 'cache'
+
+    @staticmethod
+    def passes(cfg, num_models):
+        inner = cfg.inner_steps
+        return num_models + inner + (num_models if cfg.outer_grad == 'cache' else inner)
+
+    @staticmethod
+    def initial_state(g_ens, members, x_anchor):
+        return (g_ens,) if members is None else (g_ens, members)
+
+    @staticmethod
+    def estimate(oracle, m, k, x_m, x_anchor, clean, labels, step_key, state):
+        g_ens = state[0]
+        inner_key = randomness.derive(step_key, randomness.INNER, m)
+        if oracle.cfg.outer_grad == 'cache':
+            g_in = oracle.singles(k[None], x_m[None], clean, labels, inner_key[None])[0]
+            return g_in - (tf.gather(state[1], k) - g_ens), state, 1
+        anchor_key = (inner_key if oracle.cfg.outer_grad == 'shared'
+                      else randomness.derive(step_key, randomness.ANCHOR, m))
+        pair = oracle.singles(tf.stack([k, k]), tf.stack([x_m, x_anchor]), clean, labels,
+                              tf.stack([inner_key, anchor_key]))
+        return pair[0] - (pair[1] - g_ens), state, 2
+
+
+class Saga:
+    """'saga': a table phi_j of the last gradient seen of each surrogate instead of the fixed
+    anchor (SAGA, Defazio et al. 2014), started from the ensemble pass (phi_j = grad J_j(x_t),
+    gbar = g_ens):
+
+        g_m  = grad J_k(x_m) - (phi_k - gbar)
+        gbar = gbar + (grad J_k(x_m) - phi_k) / K ;  phi_k = grad J_k(x_m)
+
+    1 pass per inner step (2K + M per direction).  The control variate of model k follows the
+    inner iterate instead of staying at x_t; gbar is g_ens corrected by the table's drift."""
+
+    @staticmethod
+    def uses_members(cfg):
+        return True
+
+    @staticmethod
+    def passes(cfg, num_models):
+        return 2 * num_models + cfg.inner_steps
+
+    @staticmethod
+    def initial_state(g_ens, members, x_anchor):
+        return members, g_ens
+
+    @staticmethod
+    def estimate(oracle, m, k, x_m, x_anchor, clean, labels, step_key, state):
+        table, mean = state
+        inner_key = randomness.derive(step_key, randomness.INNER, m)
+        g_in = oracle.singles(k[None], x_m[None], clean, labels, inner_key[None])[0]
+        old = tf.gather(table, k)
+        g = g_in - (old - mean)
+        mean = mean + (g_in - old) / tf.cast(oracle.num_models, g_in.dtype)
+        table = tf.tensor_scatter_nd_update(table, k[None, None], g_in[None])
+        return g, (table, mean), 1
+
+
+class Sarah:
+    """'sarah': the recursive direction of SARAH / SPIDER (Nguyen et al. 2017; Fang et al.
+    2018), each step correcting the previous estimate instead of the anchor's:
+
+        g_0 = g_ens (no pass);  g_m = grad J_k(x_m) - (grad J_k(x_{m-1}) - g_{m-1}), m >= 1,
+
+    both gradients of step m with one transform draw (x_m's), 2 passes per step after the
+    first (K + 2(M - 1) per direction); the surrogate scheduled for step 0 goes unused."""
+
+    @staticmethod
+    def uses_members(cfg):
+        return False
+
+    @staticmethod
+    def passes(cfg, num_models):
+        return num_models + 2 * max(cfg.inner_steps - 1, 0)
+
+    @staticmethod
+    def initial_state(g_ens, members, x_anchor):
+        return g_ens, x_anchor
+
+    @staticmethod
+    def estimate(oracle, m, k, x_m, x_anchor, clean, labels, step_key, state):
+        previous, x_previous = state
+        inner_key = randomness.derive(step_key, randomness.INNER, m)
+
+        def recurse():
+            pair = oracle.singles(tf.stack([k, k]), tf.stack([x_m, x_previous]), clean, labels,
+                                  tf.stack([inner_key, inner_key]))
+            return pair[0] - (pair[1] - previous)
+        g = tf.cond(m > 0, recurse, lambda: previous)
+        return g, (g, x_m), tf.where(m > 0, 2, 0)
+
+
+ESTIMATORS = {'svrg': Svrg, 'saga': Saga, 'sarah': Sarah}
