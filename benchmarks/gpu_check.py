@@ -35,14 +35,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 from absl import app, flags
 
 from benchmarks import synthetic
+from svrens_tf.models import zoo
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / 'shared'
 SECTIONS = ('conformance', 'attack', 'memory', 'run_attacks')
 XLA_ENV = {'TF_XLA_FLAGS': '--tf_xla_auto_jit=2'}
 NO_TF32 = {'NVIDIA_TF32_OVERRIDE': '0'}
-TABLE2_MODELS = ('inc_v3', 'inc_v4', 'incres_v2', 'res_v2_101', 'ens3_adv_inc_v3',
-                 'ens4_adv_inc_v3', 'ens_adv_incres_v2')
 CONFORMANCE_TESTS = ['tests/test_models_reference.py', 'tests/test_model_layers.py',
                      'tests/test_checkpoint_loading.py']
 
@@ -158,7 +157,7 @@ def run_attacks(check, sizes):
     for row in rows:
         name = row.split(',')[0] + '.png'
         (dataset / 'images' / name).write_bytes((SHARED / 'nips17' / 'images' / name).read_bytes())
-    checkpoints = synthetic.release_folder(TABLE2_MODELS, check.work / 'release',
+    checkpoints = synthetic.release_folder(zoo.CLASSIFIERS, check.work / 'release',
                                            check.work / 'ckpt')
     results = check.work / 'results'
     code, _ = check.run('run_attacks', f'Table 2 MI-FGSM on {sizes["images"]} images', [

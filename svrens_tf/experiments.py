@@ -19,8 +19,8 @@ import subprocess
 import sys
 import typing
 
-NORMAL = ('inc_v3', 'inc_v4', 'incres_v2', 'res_v2_101')
-ADV_TRAINED = ('ens3_adv_inc_v3', 'ens4_adv_inc_v3', 'ens_adv_incres_v2')
+from svrens_tf.models.zoo import ADV_TRAINED, CLASSIFIERS, SURROGATES
+
 TABLE_ATTACKS = ('i_fgsm', 'mi_fgsm', 'tim', 'ti_dim', 'si_ti_dim')
 ENSEMBLES = ('ens', 'svre')
 TABLES = (1, 2, 3)
@@ -269,9 +269,9 @@ def _downloads(options):
     if 3 in options.tables:
         models = 'all'
     elif tuple(options.tables) == (1,) and not options.figures:
-        models = _join(NORMAL)
+        models = _join(SURROGATES)
     else:
-        models = _join(NORMAL + ADV_TRAINED)
+        models = _join(CLASSIFIERS)
     steps.append(Step('download', (('models', models),
                                    ('checkpoint_dir', options.checkpoint_dir)), failure_hint=(
         f'could not install checkpoints {models} into {options.checkpoint_dir}: fix the error '
@@ -306,7 +306,6 @@ def build_plan(options):
     check_options(options)
     planner = _Planner(options)
     tables, figures = set(options.tables), set(options.figures)
-    all_models = NORMAL + ADV_TRAINED
     panels = [base for base in FIGURE_BASES if base in options.attacks]
     if figures & {2, 3} and not panels:
         raise ValueError(f'Figures 2 and 3 show {", ".join(FIGURE_BASES)}: --attacks '
@@ -314,34 +313,34 @@ def build_plan(options):
     for seed in range(FIRST_SEED, FIRST_SEED + options.seeds):
         if 1 in tables:
             folders = []
-            for held_out in NORMAL:
-                surrogates = tuple(m for m in NORMAL if m != held_out)
+            for held_out in SURROGATES:
+                surrogates = tuple(m for m in SURROGATES if m != held_out)
                 folders += planner.table_runs(seed, surrogates, f'holdout_{held_out}')
-            planner.evaluate('table1', seed, folders, NORMAL)
+            planner.evaluate('table1', seed, folders, SURROGATES)
         if tables & {2, 3} or 1 in figures:
-            folders = planner.table_runs(seed, NORMAL, 'all4')
+            folders = planner.table_runs(seed, SURROGATES, 'all4')
             if 2 in tables or 1 in figures:
-                planner.evaluate('table2', seed, folders, all_models)
+                planner.evaluate('table2', seed, folders, CLASSIFIERS)
             if 3 in tables:
                 planner.evaluate('table3', seed, folders, (), *_defense_flags(options, seed))
         if 2 in figures:
             folders = [planner.attack(f'all4/ens_{base}/seed{seed}' if m == 0 else
-                                      f'all4/svre_{base}_m{m}/seed{seed}', NORMAL, base=base,
+                                      f'all4/svre_{base}_m{m}/seed{seed}', SURROGATES, base=base,
                                       seed=seed, **({'ensemble': 'ens'} if m == 0 else
                                                     {'ensemble': 'svre', 'm_svrg': m}))
                        for base in panels for m in FIGURE2_M]
             planner.evaluate('fig2', seed, folders, ADV_TRAINED)
         if 3 in figures:
-            folders = [planner.attack(f'all4/svre_{base}_beta{beta}/seed{seed}', NORMAL,
+            folders = [planner.attack(f'all4/svre_{base}_beta{beta}/seed{seed}', SURROGATES,
                                       base=base, ensemble='svre', beta=beta, seed=seed)
                        for base in panels for beta in FIGURE3_BETA]
             planner.evaluate('fig3', seed, folders, ADV_TRAINED)
         if 4 in figures:
             eps = attack_config(planner.user_flags).max_epsilon
-            folders = [planner.attack(f'all4/ens_{FIGURE4_BASE}_t{t}/seed{seed}', NORMAL,
+            folders = [planner.attack(f'all4/ens_{FIGURE4_BASE}_t{t}/seed{seed}', SURROGATES,
                                       base=FIGURE4_BASE, ensemble='ens', num_iter=t,
                                       alpha=eps / t, seed=seed) for t in FIGURE4_ENS_T]
-            folders += [planner.attack(f'all4/svre_{FIGURE4_BASE}_t{t}/seed{seed}', NORMAL,
+            folders += [planner.attack(f'all4/svre_{FIGURE4_BASE}_t{t}/seed{seed}', SURROGATES,
                                        base=FIGURE4_BASE, ensemble='svre', num_iter=t,
                                        alpha=eps / t, m_svrg=FIGURE4_SVRE_M, seed=seed)
                         for t in FIGURE4_SVRE_T]

@@ -14,6 +14,7 @@ import pathlib
 import numpy as np
 
 from svrens_tf import experiments, figures, files
+from svrens_tf.models.zoo import ADV_TRAINED, CLASSIFIERS, SURROGATES
 from svrens_tf.tables import markdown_table, mean_std, to_csv, to_json
 
 PAPER_TABLES = pathlib.Path(__file__).resolve().parent / 'resources' / 'paper_tables.json'
@@ -22,9 +23,6 @@ BASE_NAMES = {'i_fgsm': 'I-FGSM', 'mi_fgsm': 'MI-FGSM', 'ni_fgsm': 'NI-FGSM', 't
               'dim': 'DIM', 'ti_dim': 'TI-DIM', 'si_ti_dim': 'SI-TI-DIM',
               'admix_ti_dim': 'Admix-TI-DIM', 'vmi_fgsm': 'VMI-FGSM', 'vni_fgsm': 'VNI-FGSM',
               'pi_fgsm': 'PI-FGSM'}
-NORMAL_MODELS = experiments.NORMAL
-ADV_TRAINED = experiments.ADV_TRAINED
-ZOO_CLASSIFIERS = NORMAL_MODELS + ADV_TRAINED
 TABLES = ('table1', 'table2', 'table3')
 LAYOUT = TABLES + ('fig2', 'fig3', 'fig4')     # RESULTS/<experiment>/, as run_attacks.sh writes
 SVRE_ONLY = ('m_svrg', 'beta', 'inner_momentum', 'outer_grad')
@@ -189,13 +187,13 @@ def assign(runs):
 
     for run in runs:
         surrogates = set(run.settings.get('models', ()))
-        holdout = len(surrogates) == 3 and surrogates < set(NORMAL_MODELS)
+        holdout = len(surrogates) == 3 and surrogates < set(SURROGATES)
         if run.experiment == 'table1' or (not run.experiment and holdout):
             add('table1' if holdout else 'other', run)
         elif run.experiment:
             add(run.experiment, run)
-        elif surrogates == set(NORMAL_MODELS):
-            zoo = {c: r for c, r in run.results.items() if c in ZOO_CLASSIFIERS}
+        elif surrogates == set(SURROGATES):
+            zoo = {c: r for c, r in run.results.items() if c in CLASSIFIERS}
             add('table2', dataclasses.replace(run, results=zoo))
             add('table3', dataclasses.replace(run, results={
                 c: r for c, r in run.results.items() if c not in zoo}))
@@ -345,7 +343,7 @@ def summary(cells):
 
 
 def _held_out(run):
-    held_out = [m for m in NORMAL_MODELS if m not in run.settings['models']][0]
+    held_out = [m for m in SURROGATES if m not in run.settings['models']][0]
     return {held_out: run.results[held_out]['success_rate']} if held_out in run.results else {}
 
 
@@ -355,7 +353,7 @@ def build_table(name, runs, paper):
     if name == 'table1':       # one run per held-out model: the column, not a setting
         rows, surrogates = group_rows(runs, _held_out, drop=('models',)), ()
     else:
-        rows, surrogates = group_rows(runs), NORMAL_MODELS
+        rows, surrogates = group_rows(runs), SURROGATES
     present = dict.fromkeys(c for r in rows for c in r.cells)
     columns = [c for c in table['columns'] if c in present] + [
         c for c in present if c not in table['columns']]
@@ -429,7 +427,7 @@ def figure1(runs):
     adversarially trained ones, per base attack, Ens beside SVR-Ens (Table 2's runs)."""
     rows = group_rows(runs, lambda run: {c: r['avg_loss'] for c, r in run.results.items()})
     panels = []
-    for title, models in (('(a) white-box models', NORMAL_MODELS),
+    for title, models in (('(a) white-box models', SURROGATES),
                           ('(b) adversarially trained models', ADV_TRAINED)):
         groups = {}
         for row in rows:
@@ -439,11 +437,11 @@ def figure1(runs):
                 groups.setdefault(BASE_NAMES.get(row.base, row.base), []).append((bar, loss))
         if groups:
             panels.append((title, list(groups.items())))
-    columns = [c for c in ZOO_CLASSIFIERS if any(r.mean(c) is not None for r in rows)]
+    columns = [c for c in CLASSIFIERS if any(r.mean(c) is not None for r in rows)]
     markdown = markdown_table(['attack'] + columns + ['(a) mean', '(b) mean'], [
         [r.label] + [_number(r.mean(c), 3) for c in columns] +
-        [_number(_mean([r.mean(m) for m in models]), 3) for models in (NORMAL_MODELS,
-                                                                         ADV_TRAINED)]
+        [_number(_mean([r.mean(m) for m in models]), 3) for models in (SURROGATES,
+                                                                      ADV_TRAINED)]
         for r in rows])
     figure = figures.Bars('Figure 1: average loss of the adversarial images', panels,
                           'average loss')

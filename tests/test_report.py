@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from svrens_tf import evaluate, report, tables
+from svrens_tf.models import zoo
 
 MODELS = ['inc_v3', 'inc_v4', 'incres_v2', 'res_v2_101']
 
@@ -91,7 +92,7 @@ def test_tables_average_seeds_and_pick_the_held_out_model(tmp_path):
 
 
 def test_average_is_taken_as_the_paper_takes_it(tmp_path):
-    models = report.ZOO_CLASSIFIERS
+    models = zoo.CLASSIFIERS
     write_evaluation(tmp_path, 'table2', 1000, [
         (settings('ens'), {m: result(100.0 if m in MODELS else 10.0 * k)
                            for k, m in enumerate(models)})])
@@ -183,10 +184,10 @@ def test_figures_follow_the_papers_designs(tmp_path):
     write_evaluation(tmp_path, 'fig3', 1000, [
         (settings('svre', beta=b), {'ens3_adv_inc_v3': result(b)}) for b in (0.4, 0.1, 0.2)])
     write_evaluation(tmp_path, 'fig4', 1000, [
-        (settings('ens', num_iter=20, alpha=0.8), {m: result(20.0) for m in report.ADV_TRAINED}),
+        (settings('ens', num_iter=20, alpha=0.8), {m: result(20.0) for m in zoo.ADV_TRAINED}),
         (settings('svre', num_iter=2, alpha=8.0), {m: result(10.0 * k) for k, m in
-                                                   enumerate(report.ADV_TRAINED)}),
-        (settings('svre', num_iter=1, alpha=16.0), {m: result(5.0) for m in report.ADV_TRAINED})])
+                                                   enumerate(zoo.ADV_TRAINED)}),
+        (settings('svre', num_iter=1, alpha=16.0), {m: result(5.0) for m in zoo.ADV_TRAINED})])
     built = build(tmp_path)
     figure2 = section(built.markdown, 'Figure 2')
     assert figure2.index('| Ens-MI-FGSM | 0 | 30.0 |') < figure2.index('| 4 | 34.0 |') \

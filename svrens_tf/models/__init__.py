@@ -5,37 +5,51 @@
                                                          # or a directory holding one checkpoint
     out = m(x)                                           # ModelOutput(logits, aux_logits)
 """
+import importlib
 import os
 
-from svrens_tf.models import manifest
-from svrens_tf.models.checkpoint import CheckpointError, restore
-from svrens_tf.models.inception_resnet_v2 import InceptionResnetV2
-from svrens_tf.models.inception_v3 import InceptionV3
-from svrens_tf.models.inception_v4 import InceptionV4
-from svrens_tf.models.layers import ModelOutput
-from svrens_tf.models.resnet_v2 import ResnetV2_50, ResnetV2_101, ResnetV2_152
-from svrens_tf.models.vgg_16 import Vgg16
 from svrens_tf.models.zoo import ZOO
 
-ARCHITECTURES = {
-    'inception_v3': InceptionV3,
-    'inception_v4': InceptionV4,
-    'inception_resnet_v2': InceptionResnetV2,
-    'resnet_v2_50': ResnetV2_50,
-    'resnet_v2_101': ResnetV2_101,
-    'resnet_v2_152': ResnetV2_152,
-    'vgg_16': Vgg16,
+# architecture -> (module of svrens_tf.models, class): imported on first use, so that the zoo's
+# names and model lists (zoo.py) can be read without loading TensorFlow (experiments, report)
+_ARCHITECTURES = {
+    'inception_v3': ('inception_v3', 'InceptionV3'),
+    'inception_v4': ('inception_v4', 'InceptionV4'),
+    'inception_resnet_v2': ('inception_resnet_v2', 'InceptionResnetV2'),
+    'resnet_v2_50': ('resnet_v2', 'ResnetV2_50'),
+    'resnet_v2_101': ('resnet_v2', 'ResnetV2_101'),
+    'resnet_v2_152': ('resnet_v2', 'ResnetV2_152'),
+    'vgg_16': ('vgg_16', 'Vgg16'),
 }
+_FROM_MODULES = {'CheckpointError': 'checkpoint', 'ModelOutput': 'layers'}
+
+
+def __getattr__(name):
+    """ARCHITECTURES ({architecture: class}), CheckpointError and ModelOutput, imported (with
+    TensorFlow) when first asked for."""
+    if name == 'ARCHITECTURES':
+        value = {arch: getattr(importlib.import_module(f'{__name__}.{module}'), cls)
+                 for arch, (module, cls) in _ARCHITECTURES.items()}
+    elif name in _FROM_MODULES:
+        value = getattr(importlib.import_module(f'{__name__}.{_FROM_MODULES[name]}'), name)
+    else:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    globals()[name] = value
+    return value
+
+
+def _architectures():
+    return globals().get('ARCHITECTURES') or __getattr__('ARCHITECTURES')
 
 
 def build(arch, scope=None, num_classes=1001):
     """A model of architecture `arch` with every variable created (zeros); `scope` defaults
     to the slim one (InceptionV3, resnet_v2_101, ...)."""
     try:
-        cls = ARCHITECTURES[arch]
+        cls = _architectures()[arch]
     except KeyError:
         raise ValueError(f'unknown architecture {arch!r}; known: '
-                         f'{", ".join(ARCHITECTURES)}') from None
+                         f'{", ".join(_architectures())}') from None
     return cls(scope=scope, num_classes=num_classes).build()
 
 
@@ -49,17 +63,20 @@ def load(name, checkpoint=None, scope=None):
     differ from `scope` (renamed copies such as Ens3AdvInceptionV3 load too).
     Raises CheckpointError naming the file or variable at fault.
     """
+    from svrens_tf.models import manifest
+    from svrens_tf.models.checkpoint import restore
+    architectures = _architectures()
     if name in ZOO:
         arch = ZOO[name].arch
         if checkpoint is None or manifest.is_checkpoint_root(checkpoint, name):
             checkpoint = manifest.installed_checkpoint(name, checkpoint)
-    elif name in ARCHITECTURES:
+    elif name in architectures:
         arch = name
         if checkpoint is None:
             raise ValueError(f'{name} is an architecture: give a checkpoint, or use a zoo name '
                              f'({", ".join(n for n, e in ZOO.items() if e.arch == name)})')
     else:
-        raise ValueError(f'unknown model {name!r}; architectures: {", ".join(ARCHITECTURES)}; '
+        raise ValueError(f'unknown model {name!r}; architectures: {", ".join(architectures)}; '
                          f'zoo: {", ".join(ZOO)}')
     if os.path.isfile(os.path.join(checkpoint, manifest.MANIFEST)):
         checkpoint = manifest.verified_checkpoint(checkpoint)  # a folder svrens-download wrote
