@@ -11,17 +11,16 @@ ComDefend its released files in ../shared/comdefend.
 
     python -m benchmarks.defense_speed --defenses jpeg,nrp --num_images 2
 """
-import multiprocessing
 import os
 import pathlib
-import platform
-import resource
 import tempfile
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags
+
+from benchmarks import timing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / 'shared'
@@ -67,7 +66,6 @@ def measure(name, images_dir, num_images, batch_size):
     """One defense's row; runs in its own process."""
     import imageio.v3 as iio
     import numpy as np
-    import tensorflow as tf
     from svrens_tf import defenses
 
     paths = sorted(pathlib.Path(images_dir).glob('*.png'))[:num_images + 1]
@@ -79,40 +77,26 @@ def measure(name, images_dir, num_images, batch_size):
         start = time.perf_counter()
         defense = defenses.build(name, tmp, seed=0, **options)
         build_s = time.perf_counter() - start
-    start = time.perf_counter()
-    defense(images[:1])
-    first_s = time.perf_counter() - start
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for i in range(1, num_images + 1, batch_size):
-        defense(images[i:min(i + batch_size, num_images + 1)])
-    wall_s = (time.perf_counter() - start) / num_images
-    cpu_s = (time.process_time() - cpu_start) / num_images
-    gpu = bool(tf.config.list_physical_devices('GPU'))
-    peak_mib = (tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2 ** 20 if gpu else
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return {'defense': name, 'device': 'GPU' if gpu else 'CPU', 'build_s': build_s,
-            'first_s': first_s, 'wall_s': wall_s, 'cpu_s': cpu_s, 'peak_mib': peak_mib}
-
-
-def run_isolated(name):
-    context = multiprocessing.get_context('spawn')
-    with context.Pool(1) as pool:
-        return pool.apply(measure, (name, FLAGS.images, FLAGS.num_images, FLAGS.batch_size))
+    first_s, wall_s, cpu_s = timing.timed(
+        lambda: defense(images[:1]),
+        [lambda i=i: defense(images[i:min(i + batch_size, num_images + 1)])
+         for i in range(1, num_images + 1, batch_size)], num_images)
+    device, peak_mib = timing.device_and_peak_mib()
+    return {'defense': name, 'device': device, 'build_s': build_s, 'first_s': first_s,
+            'wall_s': wall_s, 'cpu_s': cpu_s, 'peak_mib': peak_mib}
 
 
 def main(_):
-    onednn = os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (TF default: on for x86 CPUs)')
     print(f'{FLAGS.num_images} images timed after one first call, batch {FLAGS.batch_size}, '
-          f'299x299, default settings; TF_ENABLE_ONEDNN_OPTS={onednn}; {os.cpu_count()} CPUs '
-          f'({platform.machine()})', flush=True)
-    print('| defense | device | build (s) | first call (s) | wall s/image | CPU s/image '
-          '| peak memory (MiB) | load average |')
-    print('|---|---|---|---|---|---|---|---|')
+          f'299x299, default settings; {timing.machine()}', flush=True)
+    timing.print_header(['defense', 'device', 'build (s)', 'first call (s)', 'wall s/image',
+                         'CPU s/image', 'peak memory (MiB)'])
     for name in FLAGS.defenses:
-        row = run_isolated(name)
-        print(f"| {row['defense']} | {row['device']} | {row['build_s']:.1f} "
-              f"| {row['first_s']:.1f} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} "
-              f"| {row['peak_mib']:.0f} | {os.getloadavg()[0]:.1f} |", flush=True)
+        row = timing.run_isolated(measure, name, FLAGS.images, FLAGS.num_images,
+                                  FLAGS.batch_size)
+        timing.print_row([row['defense'], row['device'], f"{row['build_s']:.1f}",
+                          f"{row['first_s']:.1f}", f"{row['wall_s']:.2f}",
+                          f"{row['cpu_s']:.2f}", f"{row['peak_mib']:.0f}"])
 
 
 if __name__ == '__main__':

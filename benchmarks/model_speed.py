@@ -10,15 +10,14 @@ conv net does not depend on their values.
 
     TF_ENABLE_ONEDNN_OPTS=1 python -m benchmarks.model_speed --archs inception_v3 --steps 2
 """
-import multiprocessing
 import os
-import platform
-import resource
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags
+
+from benchmarks import timing
 
 ARCHS = ['inception_v3', 'inception_v4', 'inception_resnet_v2',
          'resnet_v2_50', 'resnet_v2_101', 'resnet_v2_152']
@@ -35,7 +34,6 @@ def measure(arch, batch_size, image_size, steps):
     import tensorflow as tf
     from svrens_tf import models
 
-    gpu = bool(tf.config.list_physical_devices('GPU'))
     start = time.perf_counter()
     model = models.build(arch)
     build_s = time.perf_counter() - start
@@ -51,44 +49,28 @@ def measure(arch, batch_size, image_size, steps):
                 labels, model(x).logits))
         return loss, tape.gradient(loss, x)
 
-    start = time.perf_counter()
-    loss_and_input_grad(x)[1].numpy()
-    first_s = time.perf_counter() - start
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for _ in range(steps):
+    def step():
         loss_and_input_grad(x)[1].numpy()
-    warm_s = (time.perf_counter() - start) / steps
-    cpu_s = (time.process_time() - cpu_start) / steps
-    if gpu:
-        peak_mib = tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2 ** 20
-    else:
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+    first_s, step_s, cpu_s = timing.timed(step, [step] * steps, steps)
+    device, peak_mib = timing.device_and_peak_mib()
     return {'arch': arch, 'params_m': sum(v.shape.num_elements() for v in model.variables) / 1e6,
-            'build_s': build_s, 'first_s': first_s, 'step_s': warm_s, 'cpu_s': cpu_s,
-            'images_per_s': batch_size / warm_s, 'peak_mib': peak_mib,
-            'device': 'GPU' if gpu else 'CPU'}
-
-
-def run_isolated(arch):
-    context = multiprocessing.get_context('spawn')
-    with context.Pool(1) as pool:
-        return pool.apply(measure, (arch, FLAGS.batch_size, FLAGS.image_size, FLAGS.steps))
+            'build_s': build_s, 'first_s': first_s, 'step_s': step_s, 'cpu_s': cpu_s,
+            'images_per_s': batch_size / step_s, 'peak_mib': peak_mib, 'device': device}
 
 
 def main(_):
-    onednn = os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset (TF default: on for x86 CPUs)')
     print(f'batch {FLAGS.batch_size}, {FLAGS.image_size}x{FLAGS.image_size}, '
-          f'{FLAGS.steps} warm steps; TF_ENABLE_ONEDNN_OPTS={onednn}; '
-          f'{os.cpu_count()} CPUs ({platform.machine()})', flush=True)
-    print('| arch | params (M) | device | build (s) | first call (s) | fwd+bwd step (s) '
-          '| CPU s/step | images/s | peak memory (MiB) | load average |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+          f'{FLAGS.steps} warm steps; {timing.machine()}', flush=True)
+    timing.print_header(['arch', 'params (M)', 'device', 'build (s)', 'first call (s)',
+                         'fwd+bwd step (s)', 'CPU s/step', 'images/s', 'peak memory (MiB)'])
     for arch in FLAGS.archs:
-        row = run_isolated(arch)
-        print(f"| {row['arch']} | {row['params_m']:.1f} | {row['device']} | {row['build_s']:.1f} "
-              f"| {row['first_s']:.1f} | {row['step_s']:.2f} | {row['cpu_s']:.2f} "
-              f"| {row['images_per_s']:.2f} | {row['peak_mib']:.0f} "
-              f"| {os.getloadavg()[0]:.1f} |", flush=True)
+        row = timing.run_isolated(measure, arch, FLAGS.batch_size, FLAGS.image_size,
+                                  FLAGS.steps)
+        timing.print_row([row['arch'], f"{row['params_m']:.1f}", row['device'],
+                          f"{row['build_s']:.1f}", f"{row['first_s']:.1f}",
+                          f"{row['step_s']:.2f}", f"{row['cpu_s']:.2f}",
+                          f"{row['images_per_s']:.2f}", f"{row['peak_mib']:.0f}"])
 
 
 if __name__ == '__main__':
