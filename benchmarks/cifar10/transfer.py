@@ -4,9 +4,13 @@ Table 1 (hold-out): for each of the four pool models, attack the other three and
 Table 2 (ensemble): attack all four pool models; test on them (white-box) and on the zoo
 models outside the pool (black-box).  Every base preset x {ens, svre} x seeds, on test
 images that every zoo model classifies correctly; success rate = % misclassified.
+With --equal_passes every method gets the single-model gradient passes per image of SVR-Ens
+at (T, M) (`equal_pass_config`), and the tables add each row's paired difference to svre.
 
     python -m benchmarks.cifar10.transfer --seeds 3          # full benchmark
     python -m benchmarks.cifar10.transfer --quick            # a few images, two models
+    python -m benchmarks.cifar10.transfer --equal_passes --estimators svrg,saga,sarah \
+        --output_dir benchmarks/cifar10/results/equal_passes
 """
 import json
 import pathlib
@@ -19,7 +23,7 @@ import tensorflow as tf
 
 from benchmarks.cifar10 import data, models
 from svrens_tf import attacks, files, records as run_records, tables
-from svrens_tf.attacks.config import ENSEMBLES
+from svrens_tf.attacks.config import ENSEMBLES, ESTIMATORS
 
 HERE = pathlib.Path(__file__).resolve().parent
 SETTING_FLAGS = ('pool', 'outside', 'num_images', 'batch_size', 'max_epsilon', 'num_iter',
@@ -36,6 +40,11 @@ flags.DEFINE_list('pool', ['vgg', 'preact_resnet', 'inception', 'densenet'],
 flags.DEFINE_list('outside', ['separable'], 'black-box targets outside the pool (Table 2)')
 flags.DEFINE_list('presets', list(attacks.PRESETS), 'base attacks')
 flags.DEFINE_list('ensembles', ['ens', 'svre'], 'ensemble strategies')
+flags.DEFINE_list('estimators', ['svrg'], f'svre inner estimators, of {list(ESTIMATORS)}')
+flags.register_validator('estimators', lambda names: set(names) <= set(ESTIMATORS),
+                         f'--estimators: choose from {list(ESTIMATORS)}')
+flags.DEFINE_bool('equal_passes', False, 'give every method the gradient passes per image of '
+                  'svre at --num_iter and --m_svrg: Ens scales T, svre estimators M (or T)')
 flags.DEFINE_integer('seeds', 1, 'repetitions with seeds 1000, 1001, ...; tables show mean ± std')
 flags.DEFINE_integer('num_images', 1000, 'test images, all classified correctly by every model')
 flags.DEFINE_integer('batch_size', 100, 'attack batch size')
@@ -75,27 +84,63 @@ def experiments(pool, outside):
     return rows + [('ensemble', list(pool), list(pool) + list(outside))]
 
 
-def attack_config(preset, ensemble, seed, num_surrogates):
-    return attacks.AttackConfig(
-        base=preset, ensemble=ensemble, max_epsilon=FLAGS.max_epsilon, num_iter=FLAGS.num_iter,
+def attack_config(preset, ensemble, estimator, seed, num_surrogates):
+    fields = dict(
+        base=preset, ensemble=ensemble, estimator=estimator, max_epsilon=FLAGS.max_epsilon,
+        num_iter=FLAGS.num_iter,
         m_svrg=FLAGS.m_svrg if FLAGS.m_svrg is not None else 4 * num_surrogates,
         ti_kernel_size=FLAGS.ti_kernel_size if attacks.PRESETS[preset].get('ti_kernel_size') else 0,
         seed=seed)
+    if not FLAGS.equal_passes:
+        return attacks.AttackConfig(**fields)
+    reference = attacks.AttackConfig(**{**fields, 'ensemble': 'svre', 'estimator': 'svrg'})
+    budget = reference.num_iter * attacks.passes_per_outer_step(reference, num_surrogates)
+    return equal_pass_config(fields, budget, num_surrogates)
+
+
+def equal_pass_config(fields, budget, num_surrogates):
+    """The AttackConfig of `fields` whose T x (passes per outer step) is `budget`: T nearest
+    fields' num_iter that divides the budget, with the M >= 1 that fills it under svre (Ens: T
+    only); alpha = eps / T and beta = alpha.  ValueError if no (T, M) spends it exactly."""
+    start = fields['num_iter']
+    for num_iter in sorted(range(1, budget + 1), key=lambda t: (abs(t - start), t)):
+        if budget % num_iter:
+            continue
+        per_step = budget // num_iter
+        inner = range(1, per_step + 1) if fields['ensemble'] == 'svre' else [fields['m_svrg']]
+        for m_svrg in inner:
+            cfg = attacks.AttackConfig(**{**fields, 'num_iter': num_iter, 'm_svrg': m_svrg})
+            passes = attacks.passes_per_outer_step(cfg, num_surrogates)
+            if passes == per_step:
+                return cfg
+            if passes > per_step:
+                break
+    raise ValueError(f'no T and M give {fields} exactly {budget} passes per image')
+
+
+def method(record):
+    """(preset, ensemble, estimator) of a record; records from before estimators are svrg."""
+    return record['preset'], record['ensemble'], record.get('estimator', 'svrg')
+
+
+def method_label(preset, ensemble, estimator):
+    return f'{ensemble if estimator == "svrg" else f"{ensemble}_{estimator}"}-{preset}'
 
 
 def run(zoo, x, y, plan, settings, records, save):
-    """Attack every (experiment, preset, ensemble, seed) not already in `records`, appending
-    one record each and calling `save(records)` after each; returns `records`."""
-    done = {(r['experiment'], r['preset'], r['ensemble'], r['seed']) for r in records}
+    """Attack every (experiment, preset, ensemble, estimator, seed) not already in `records`,
+    appending one record each and calling `save(records)` after each; returns `records`."""
+    done = {(r['experiment'], *method(r), r['seed']) for r in records}
     todo = [(row, setting) for row in plan for setting in settings
             if (row[0], *setting) not in done]
     batches = -(-len(x) // FLAGS.batch_size)
     progress = tf.keras.utils.Progbar(len(todo) * batches, stateful_metrics=['cell'])
     surrogate_fns = {name: (lambda images, m=model: m(images, training=False))
                      for name, model in zoo.items()}
-    for cell, ((label, surrogate_names, targets), (preset, ensemble, seed)) in enumerate(todo):
+    for cell, ((label, surrogate_names, targets), (preset, ensemble, estimator, seed)) in \
+            enumerate(todo):
         surrogates = [surrogate_fns[n] for n in surrogate_names]
-        cfg = attack_config(preset, ensemble, seed, len(surrogates))
+        cfg = attack_config(preset, ensemble, estimator, seed, len(surrogates))
         fooled = {t: 0 for t in targets}
         passes = 0
         start = time.time()
@@ -109,9 +154,11 @@ def run(zoo, x, y, plan, settings, records, save):
             progress.add(1, [('cell', cell + 1)])
         records.append(dict(
             experiment=label, surrogates=surrogate_names, preset=preset, ensemble=ensemble,
-            seed=seed, m_svrg=cfg.inner_steps, ti_kernel_size=cfg.ti_kernel_size,
+            estimator=estimator, seed=seed, num_iter=cfg.num_iter, m_svrg=cfg.inner_steps,
+            ti_kernel_size=cfg.ti_kernel_size,
             success={t: 100.0 * n / len(x) for t, n in fooled.items()},
-            gradient_passes=passes, seconds=round(time.time() - start, 1)))
+            gradient_passes=passes, passes_per_image=passes / batches,
+            seconds=round(time.time() - start, 1)))
         save(records)
     return records
 
@@ -131,35 +178,77 @@ def earlier_records(path, settings, accuracies):
     return earlier['records']
 
 
-def markdown(records, plan, accuracies, summary):
-    """The two tables (rows preset x ensemble, cells mean ± std over seeds) and the zoo."""
-    keys = sorted({(r['preset'], r['ensemble']) for r in records},
-                  key=lambda k: (list(attacks.PRESETS).index(k[0]), ENSEMBLES.index(k[1])))
-
-    def table(columns):
-        rows = [[f'{ensemble}-{preset}'] + [
-            tables.mean_std([r['success'][target] for r in records if r['experiment'] == exp
-                             and r['preset'] == preset and r['ensemble'] == ensemble])
-            for _, exp, target in columns] for preset, ensemble in keys]
-        return tables.markdown_table(['attack'] + [title for title, _, _ in columns], rows)
-
+def markdown(records, plan, accuracies, summary, settings):
+    """The two tables and the zoo.  Rows: preset x method; cells: mean ± std over seeds of
+    each target, of the black-box average, and of the row's T, M, passes per image and attack
+    seconds (summed over the table's cells); each non-svre row is followed by its paired
+    difference to the svre row of its preset (same seed, same images).  `settings`: the
+    run's SETTING_FLAGS values."""
+    order = [(p, e, m) for p in attacks.PRESETS for e in ENSEMBLES for m in ESTIMATORS]
+    keys = sorted({method(r) for r in records}, key=order.index)
     holdouts = [(f'-{targets[0]}', label, targets[0])
                 for label, _, targets in plan if label != 'ensemble']
     ensemble_row = [p for p in plan if p[0] == 'ensemble'][0]
     pool = ensemble_row[1]
     ensemble_cols = [(f'{t}{"*" if t in pool else ""}', 'ensemble', t) for t in ensemble_row[2]]
+
+    batches = -(-settings['num_images'] // settings['batch_size'])
+
+    def cost(record):
+        """T, M, passes per image and seconds (records from before --equal_passes lack the
+        first and third: their T is --num_iter, their batches all alike)."""
+        return [record.get('num_iter', settings['num_iter']), record['m_svrg'],
+                record.get('passes_per_image', record['gradient_passes'] / batches),
+                record['seconds']]
+
+    def per_seed(key, columns, black_box):
+        """{seed: [success per column, black-box average, T, M, passes/image, seconds]}:
+        the costs are averaged over the table's cells, seconds summed."""
+        rows = {}
+        for seed in sorted({r['seed'] for r in records if method(r) == key}):
+            cells = {r['experiment']: r for r in records if method(r) == key and r['seed'] == seed}
+            if not all(exp in cells for _, exp, _ in columns):
+                continue
+            success = [cells[exp]['success'][target] for _, exp, target in columns]
+            costs = np.array([cost(cells[exp]) for exp in dict.fromkeys(e for _, e, _ in columns)])
+            average = np.mean([success[i] for i in black_box]) if black_box else None
+            rows[seed] = success + [average] + list(costs[:, :3].mean(0)) + [costs[:, 3].sum()]
+        return rows
+
+    def table(columns, black_box):
+        rows = []
+        for key in keys:
+            values = per_seed(key, columns, black_box)
+            if not values:
+                continue
+            columns_of = [[v[i] for v in values.values()] for i in range(len(columns) + 5)]
+            rows.append([method_label(*key)] + [tables.mean_std(c) for c in columns_of[:-4]]
+                        + [f'{np.mean(c):g}' for c in columns_of[-4:-1]]
+                        + [tables.mean_std(columns_of[-1])])
+            reference = per_seed((key[0], 'svre', 'svrg'), columns, black_box)
+            paired = [seed for seed in values if seed in reference]
+            if key[1:] != ('svre', 'svrg') and paired:
+                rows.append([f'Δ vs svre-{key[0]}'] + [
+                    tables.mean_std([None if values[s][i] is None else
+                                     values[s][i] - reference[s][i] for s in paired])
+                    for i in range(len(columns) + 1)] + [''] * 4)
+        header = ['attack'] + [title for title, _, _ in columns] + [
+            'black-box avg', 'T', 'M', 'passes/image', 'seconds']
+        return tables.markdown_table(header, rows)
+
     zoo_table = tables.markdown_table(
         ['model', 'test accuracy (%)', 'role'],
         [[name, f'{100 * acc:.2f}', 'pool' if name in pool else 'outside']
          for name, acc in accuracies.items()])
+    outside = [i for i, (_, _, t) in enumerate(ensemble_cols) if t not in pool]
     return '\n\n'.join(part.rstrip('\n') for part in [
         '# CIFAR-10 transfer benchmark (Ens vs SVR-Ens)',
         summary,
         '## Zoo\n\n' + zoo_table,
         '## Table 1: hold-out (attack the other three pool models, test on the named one)\n\n'
-        + table(holdouts),
+        + table(holdouts, list(range(len(holdouts)))),
         '## Table 2: ensemble of the four pool models (* white-box, others black-box)\n\n'
-        + table(ensemble_cols),
+        + table(ensemble_cols, outside),
     ]) + '\n'
 
 
@@ -174,6 +263,8 @@ def main(argv):
     x, y, accuracies = clean_correct_images(zoo, FLAGS.source, FLAGS.cache_dir, FLAGS.num_images)
     plan = experiments(FLAGS.pool, FLAGS.outside)
     settings = {name: getattr(FLAGS, name) for name in SETTING_FLAGS}
+    if FLAGS.equal_passes:   # absent from earlier results folders, all at equal iterations
+        settings['equal_passes'] = True
     out = pathlib.Path(FLAGS.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / 'transfer.json'
@@ -187,8 +278,8 @@ def main(argv):
             records=records), indent=1) + '\n')
 
     records = earlier_records(json_path, settings, accuracies)
-    wanted = [(p, e, 1000 + s) for p in FLAGS.presets for e in FLAGS.ensembles
-              for s in range(FLAGS.seeds)]
+    wanted = [(p, e, m, 1000 + s) for p in FLAGS.presets for e in FLAGS.ensembles
+              for m in (FLAGS.estimators if e == 'svre' else ['svrg']) for s in range(FLAGS.seeds)]
     records = run(zoo, x, y, plan, wanted, records, save)
     seeds = len({r['seed'] for r in records})
     summary = (f'{len(x)} test images (correct for every model), eps {FLAGS.max_epsilon:g}/255, '
@@ -198,8 +289,12 @@ def main(argv):
                f'summed over all cells ({len(records)}), '
                f'{sum(r["gradient_passes"] for r in records)} single-model gradient passes over '
                f'batches of up to {FLAGS.batch_size} images; this invocation took '
-               f'{time.time() - start:.0f} s.')
-    table = markdown(records, plan, accuracies, summary)
+               f'{time.time() - start:.0f} s.' + (
+                   ' Equal passes: every row spends the passes per image of svre at this T and '
+                   'M (Ens with more steps, the estimators with their own M or T; alpha = eps/T, '
+                   'beta = alpha); Δ rows: paired difference to svre, same seed and images.'
+                   if FLAGS.equal_passes else ''))
+    table = markdown(records, plan, accuracies, summary, settings)
     files.write_atomic(out / 'transfer.md', table)
     print('\n' + table)
 
