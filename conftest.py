@@ -97,6 +97,25 @@ def synthetic_checkpoint(slim_reference, tmp_path_factory):
     return make
 
 
+NIPS17_PAIR = ('0c7ac4a8c9dfa802', 'f43fbfe8a9ea876c')   # the ImageIds of `nips17_pair`
+
+
+@pytest.fixture(scope='session')
+def nips17_pair(shared_dir, tmp_path_factory):
+    """A NIPS17 folder of two DEV images (NIPS17_PAIR) in the release layout: images/ with
+    dev_dataset.csv beside it. Tests read it, never write into it."""
+    root = tmp_path_factory.mktemp('nips17_pair')
+    (root / 'images').mkdir()
+    lines = (shared_dir / 'nips17' / 'dev_dataset.csv').read_text().splitlines()
+    rows = [line for line in lines[1:] if line.split(',')[0] in NIPS17_PAIR]
+    assert len(rows) == len(NIPS17_PAIR)
+    (root / 'dev_dataset.csv').write_text('\n'.join([lines[0]] + rows) + '\n')
+    for image_id in NIPS17_PAIR:
+        (root / 'images' / f'{image_id}.png').write_bytes(
+            (shared_dir / 'nips17' / 'images' / f'{image_id}.png').read_bytes())
+    return root
+
+
 @pytest.fixture
 def rng():
     return np.random.RandomState(0)

@@ -30,17 +30,32 @@ def load_model(name, checkpoint_dir):
 
 
 class ModelCache:
-    """A loader that loads each (name, checkpoint_dir) once and keeps it."""
+    """A loader that loads each (name, checkpoint_dir) once and keeps it, and hashes the
+    checkpoint each model was read from once (`checkpoint`)."""
 
     def __init__(self, load=None):
         self._load = load
         self._models = {}
+        self._checkpoints = {}
 
     def __call__(self, name, checkpoint_dir):
         key = (name, checkpoint_dir)
         if key not in self._models:
             self._models[key] = (self._load or load_model)(name, checkpoint_dir)
         return self._models[key]
+
+    def checkpoint(self, name, checkpoint_dir):
+        """{'path', 'sha256'} of the checkpoint model `name` was loaded from (its
+        `checkpoint_path`, as models.load sets it; sha256: models.checkpoint.sha256), or None
+        for a model its loader made without one."""
+        key = (name, checkpoint_dir)
+        if key not in self._checkpoints:
+            path = getattr(self(name, checkpoint_dir), 'checkpoint_path', None)
+            if path is not None:
+                from svrens_tf.models import checkpoint
+                path = {'path': str(path), 'sha256': checkpoint.sha256(path)}
+            self._checkpoints[key] = path
+        return self._checkpoints[key]
 
 
 def default_batch_size(cfg):
@@ -56,7 +71,9 @@ def attack_folder(input_dir, output_dir, cfg, surrogates, *, labels=None, resize
     `cfg`: an attacks.AttackConfig; `surrogates`: zoo names; `models`: a loader (ModelCache).
     Images already done (valid PNG within cfg.max_epsilon) are skipped, whole batches are
     recomputed otherwise; `output_dir`/attack_run*.json records the run (`flags`: the options
-    to keep in it, a plain dict). DataError for bad input, before anything is written.
+    to keep in it, a plain dict), with each surrogate's checkpoint path and sha256. DataError
+    for bad input, before anything is written, also for a folder attacked with other settings
+    or other checkpoint bytes.
     """
     started = time.time()
     batch_size = batch_size or default_batch_size(cfg)
@@ -92,11 +109,14 @@ def attack_folder(input_dir, output_dir, cfg, surrogates, *, labels=None, resize
         if record.reload():  # a run of this shard finished while the models loaded
             pending = pending_batches()
             ensemble = ensemble or [models(name, checkpoint_dir) for name in surrogates]
+        read_from = _check_checkpoints(record, output_dir.glob(f'{ATTACK_RECORD}*.json'),
+                                       {name: models.checkpoint(name, checkpoint_dir)
+                                        for name in surrogates} if ensemble else None)
         num_pending = sum(map(len, pending))
         num_planned = sum(map(len, planned))
         files.remove_stale_temporaries(output_dir)
         run = record.start(images=num_planned, skipped=num_planned - num_pending, seed=cfg.seed,
-                           attacked=0, gradient_passes=0,
+                           attacked=0, gradient_passes=0, checkpoints=read_from,
                            model_load_s=round(time.time() - loaded, 3))
         print(f'{num_pending} images to attack in {len(pending)} batches '
               f'({run["skipped"]} already done) -> {output_dir}')
@@ -115,6 +135,24 @@ def attack_folder(input_dir, output_dir, cfg, surrogates, *, labels=None, resize
             progress.add(len(ids))
         record.finish(started)
     return output_dir
+
+
+def _check_checkpoints(record, folder_records, loaded):
+    """Record the sha256 of each surrogate's checkpoint in the run's settings and refuse a
+    folder attacked with other checkpoint bytes (records.RunRecord.check_folder_checkpoints);
+    returns {surrogate: checkpoint path read}. `loaded`: {surrogate: ModelCache.checkpoint},
+    or None when no model was loaded (nothing to attack): the settings then keep the sha256s
+    the folder's records name, those of the images there."""
+    folder_records = sorted(folder_records)
+    if loaded is None:
+        recorded = records.folder_checkpoints(folder_records)
+        if recorded is not None:
+            record.settings[records.CHECKPOINTS] = recorded
+        return {}
+    record.settings[records.CHECKPOINTS] = {n: c and c['sha256'] for n, c in loaded.items()}
+    read_from = {n: c and c['path'] for n, c in loaded.items()}
+    record.check_folder_checkpoints(folder_records, read_from)
+    return read_from
 
 
 def evaluate_folders(clean_dir, input_dirs, output_dir, classifiers, *, defenses=(),

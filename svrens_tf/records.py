@@ -29,6 +29,11 @@ def environment():
             'devices': [d.name for d in tf.config.list_logical_devices()]}
 
 
+# settings key of an attack record: {surrogate: sha256 of its checkpoint (None: a model its
+# loader made without one)}; known once the models are loaded (pipeline.attack_folder)
+CHECKPOINTS = 'checkpoint_sha256'
+
+
 def _now(timestamp=None):
     moment = datetime.datetime.fromtimestamp(time.time() if timestamp is None else timestamp,
                                              datetime.timezone.utc)
@@ -65,12 +70,29 @@ class RunRecord:
         return changed
 
     def check_folder_settings(self, paths):
-        """DataError if a record in the folder was written with other settings."""
+        """DataError if a record in the folder was written with other settings (all but the
+        checkpoints' sha256s, which check_folder_checkpoints compares once they are known)."""
         for path in paths:
-            changed = changed_settings(read(path).get('settings'), self.settings)
+            changed = [name for name in changed_settings(read(path).get('settings'),
+                                                         self.settings) if name != CHECKPOINTS]
             if changed:
                 raise data.DataError(f'{path}: this folder holds a run with other settings '
                                      f'({", ".join(changed)} differ); use another --output_dir')
+
+    def check_folder_checkpoints(self, paths, read_from):
+        """DataError if a record in the folder names another checkpoint sha256 for a model of
+        this run (settings[CHECKPOINTS]), naming each such model: the images there were made
+        with other weights. `read_from`: {model: checkpoint path read now}, for the message."""
+        ours = self.settings.get(CHECKPOINTS) or {}
+        for path in paths:
+            theirs = (read(path).get('settings') or {}).get(CHECKPOINTS) or {}
+            changed = [m for m in ours if m in theirs and theirs[m] != ours[m]]
+            if changed:
+                raise data.DataError(
+                    f'{path}: this folder was attacked with another checkpoint of '
+                    + '; '.join(f'{m} (sha256 {theirs[m]}; now {ours[m]}, read from '
+                                f'{read_from.get(m)})' for m in changed)
+                    + '; attack with the recorded checkpoint or use another --output_dir')
 
     def start(self, started_at=None, **fields):
         """Append and save a new invocation entry (begun at `started_at`, a time.time(), or
@@ -105,6 +127,16 @@ def changed_settings(theirs, ours):
     """Sorted names of the settings that differ between two settings dicts (None = empty)."""
     theirs, ours = theirs or {}, ours or {}
     return sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+
+
+def folder_checkpoints(paths):
+    """The checkpoint sha256s (settings[CHECKPOINTS]) the first of these records that has them
+    names, or None."""
+    for path in paths:
+        recorded = (read(path).get('settings') or {}).get(CHECKPOINTS)
+        if recorded is not None:
+            return recorded
+    return None
 
 
 def read(path, what='run record'):

@@ -2,7 +2,8 @@
 1-4, as markdown, JSON and CSV (experiments.py plans the runs, figures.py draws the figures).
 
 Runs are averaged over seeds only when every other setting is equal: the attack settings as
-attack_run.json records them, the number of images evaluated and the defense options. Rows
+attack_run.json records them (the sha256 of each surrogate's checkpoint among them), the number
+of images evaluated and the defense options. Rows
 that differ in anything else stay apart, labelled by what differs, and the settings unlike the
 paper's are listed under each table. Ens never reads the SVR-Ens-only fields (SVRE_ONLY), so
 they are left out of an Ens run's settings.
@@ -26,6 +27,9 @@ BASE_NAMES = {'i_fgsm': 'I-FGSM', 'mi_fgsm': 'MI-FGSM', 'ni_fgsm': 'NI-FGSM', 't
 TABLES = ('table1', 'table2', 'table3')
 LAYOUT = TABLES + ('fig2', 'fig3', 'fig4')     # RESULTS/<experiment>/, as run_attacks.sh writes
 SVRE_ONLY = ('m_svrg', 'beta', 'inner_momentum', 'outer_grad')
+CHECKPOINTS = 'checkpoint_sha256'   # the attack record's key (records.CHECKPOINTS; records
+                                    # imports TensorFlow, this module does not)
+CHECKPOINT_ITEM = 'checkpoint '     # Run.items(): 'checkpoint inc_v3' -> that sha256
 TITLES = {'table1': 'Table 1: hold-out (attack three normal models, success on the fourth)',
           'table2': 'Table 2: attack the four normal models',
           'table3': 'Table 3: attack the four normal models, success against defenses'}
@@ -55,6 +59,18 @@ def _key(items, drop=()):
 
 def _shown(value):
     return f'{value:g}' if isinstance(value, float) else str(value)
+
+
+def _settings_text(items, fields):
+    """'name=value, ...' of those `fields` that `items` has; a checkpoint's sha256 shortened
+    to its first 12 digits, or 'not loaded'."""
+    shown = []
+    for f in fields:
+        if f.startswith(CHECKPOINT_ITEM):
+            shown.append(f'{f}={_shown(items[f])[:12] if f in items else "not loaded"}')
+        elif f in items:
+            shown.append(f'{f}={_shown(items[f])}')
+    return ', '.join(shown)
 
 
 def _number(value, digits=1):
@@ -97,10 +113,13 @@ class Run:
 
     def items(self):
         """Every setting but the seed, flat: AttackConfig fields by name (SVRE_ONLY left out
-        for Ens), the other attack settings, then the evaluation's."""
+        for Ens), the other attack settings (each surrogate's checkpoint sha256 as
+        'checkpoint <model>'), then the evaluation's."""
         flat = {k: v for k, v in self.config.items()
                 if k != 'seed' and not (self.ensemble == 'ens' and k in SVRE_ONLY)}
-        flat.update((k, v) for k, v in self.settings.items() if k != 'config')
+        flat.update((k, v) for k, v in self.settings.items() if k not in ('config', CHECKPOINTS))
+        flat.update((CHECKPOINT_ITEM + model, sha256)
+                    for model, sha256 in (self.settings.get(CHECKPOINTS) or {}).items())
         flat.update(self.context)
         return {k: _plain(v) for k, v in flat.items()}
 
@@ -237,9 +256,9 @@ def success(run):
 def group_rows(runs, cells_of=success, drop=()):
     """Rows of `runs` equal in every setting but the seed (and `drop`), ordered as the paper's
     rows, labelled (label_rows); cells_of(run) -> {column: value}."""
-    rows = {}
-    for run in runs:
-        items = {k: v for k, v in run.items().items() if k not in drop}
+    runs, rows = list(runs), {}
+    for run, items in zip(runs, _with_checkpoints_filled_in(
+            [{k: v for k, v in run.items().items() if k not in drop} for run in runs])):
         row = rows.setdefault(_key(items), Row(run.base, run.ensemble, items))
         if run.seed not in row.seeds:
             row.seeds.append(run.seed)
@@ -247,6 +266,28 @@ def group_rows(runs, cells_of=success, drop=()):
             row.cells.setdefault(column, []).append(value)
     return label_rows(sorted(rows.values(),
                              key=lambda r: (_base_rank(r.base), r.base, r.ensemble != 'ens')))
+
+
+def _with_checkpoints_filled_in(items_list):
+    """`items_list`, a run's missing 'checkpoint <model>' filled in where the runs equal to it
+    in every other setting all loaded that model from the same bytes: Table 1's hold-out runs
+    never load their held-out model, yet those whose checkpoints agree make one row. Where
+    they loaded it from different bytes, nothing is filled in (the rows stay apart)."""
+    groups = {}
+    for k, items in enumerate(items_list):
+        others = {f: v for f, v in items.items() if not f.startswith(CHECKPOINT_ITEM)}
+        groups.setdefault(_key(others), []).append(k)
+    filled = list(items_list)
+    for members in groups.values():
+        seen = {}
+        for k in members:
+            for f, v in items_list[k].items():
+                if f.startswith(CHECKPOINT_ITEM):
+                    seen.setdefault(f, set()).add(v)
+        known = {f: values.pop() for f, values in seen.items() if len(values) == 1}
+        for k in members:
+            filled[k] = {**known, **items_list[k]}
+    return filled
 
 
 def varying(items_list, skip=('base', 'ensemble')):
@@ -272,9 +313,8 @@ def label_rows(rows):
         same = [r for r in rows if r.base == base]
         fields = differences([r.items for r in same], [r.ensemble for r in same])
         for row in same:
-            shown = [f'{f}={_shown(row.items[f])}' for f in fields if f in row.items]
-            row.label = attack_name(base, row.ensemble) + (f' ({", ".join(shown)})'
-                                                           if shown else '')
+            shown = _settings_text(row.items, fields)
+            row.label = attack_name(base, row.ensemble) + (f' ({shown})' if shown else '')
     return rows
 
 
@@ -481,8 +521,7 @@ def _sweep(runs, title, x_name, x_label, x_of, x_fields, x_scale=None):
     panels, lines, points_out = {}, [], []
     for items, points in found:
         same_base = [i for i, _ in found if i['base'] == items['base']]
-        suffix = ', '.join(f'{f}={_shown(items[f])}' for f in differences(
-            same_base, ['svre'] * len(same_base)) if f in items)
+        suffix = _settings_text(items, differences(same_base, ['svre'] * len(same_base)))
         panel = panels.setdefault(BASE_NAMES.get(items['base'], items['base']), [])
         for model in ADV_TRAINED:
             shown = [(x, r.mean(model)) for x, r in points if r.mean(model) is not None]
@@ -527,8 +566,8 @@ def figure4(runs):
     found = curves(runs, gradient_calculations, ('num_iter', 'alpha', 'beta'), join_ens=False)
     curves_out, lines, points_out = [], [], []
     for items, points in found:
-        suffix = ', '.join(f'{f}={_shown(items[f])}' for f in differences(
-            [i for i, _ in found], [i['ensemble'] for i, _ in found]) if f in items)
+        suffix = _settings_text(items, differences([i for i, _ in found],
+                                                   [i['ensemble'] for i, _ in found]))
         label = ('SVR-Ens' if items['ensemble'] == 'svre' else 'Ens') + (
             f' ({suffix})' if suffix else '')
         xs, ys = [], []

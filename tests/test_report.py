@@ -135,6 +135,49 @@ def test_runs_unlike_in_anything_but_the_seed_never_merge(tmp_path):
     assert 'max_epsilon 8 (16)' in section(built.markdown, 'Table 2')
 
 
+def test_runs_from_other_checkpoint_bytes_never_merge(tmp_path):
+    """The sha256 each attack record names per surrogate is a setting: runs from other bytes of
+    one model are rows of their own, labelled by that model's sha256; runs from equal bytes
+    average, also Table 1's hold-out runs, each of which lacks its held-out model's."""
+    same, other = {m: f'{k}' * 64 for k, m in enumerate(MODELS)}, 'f' * 64
+
+    def loaded(seed, models=MODELS, changed=()):
+        return {**settings('svre', seed=seed, models=models), report.CHECKPOINTS: {
+            m: other if m in changed else same[m] for m in models}}
+
+    for seed in (1000, 1001):
+        write_evaluation(tmp_path, 'table2', seed, [
+            (loaded(seed), {'ens3_adv_inc_v3': result(60.0 + seed - 1000)}),
+            (loaded(seed, changed=['inc_v4']), {'ens3_adv_inc_v3': result(10.0)})])
+        write_evaluation(tmp_path, 'table1', seed, [
+            (loaded(seed, [m for m in MODELS if m != held_out]), {held_out: result(50.0 + k)})
+            for k, held_out in enumerate(MODELS)])
+    built = build(tmp_path)
+    rows = {r['label']: r for r in built.data['tables']['table2']['rows']}
+    assert set(rows) == {'SVRE-MI-FGSM (checkpoint inc_v4=111111111111)',
+                         'SVRE-MI-FGSM (checkpoint inc_v4=ffffffffffff)'}
+    kept = rows['SVRE-MI-FGSM (checkpoint inc_v4=111111111111)']
+    assert kept['seeds'] == [1000, 1001]
+    assert kept['cells']['ens3_adv_inc_v3']['values'] == [60.0, 61.0]
+    assert kept['settings']['checkpoint inc_v4'] == same['inc_v4']
+    changed = rows['SVRE-MI-FGSM (checkpoint inc_v4=ffffffffffff)']
+    assert changed['cells']['ens3_adv_inc_v3']['values'] == [10.0, 10.0]
+    [holdout] = built.data['tables']['table1']['rows']
+    assert holdout['label'] == 'SVRE-MI-FGSM' and holdout['seeds'] == [1000, 1001]
+    assert {c: cell['values'] for c, cell in holdout['cells'].items()} == {
+        m: [50.0 + k] * 2 for k, m in enumerate(MODELS)}
+    # a hold-out run from other bytes of inc_v4 is a Table 1 row of its own; the runs holding
+    # inc_v4 out could belong to either, and stay apart too
+    write_evaluation(tmp_path, 'table1', 1002, [
+        (loaded(1002, MODELS[:3], changed=['inc_v4']), {'res_v2_101': result(5.0)})])
+    rows = {r['label']: r for r in build(tmp_path).data['tables']['table1']['rows']}
+    assert {label: [c for c, cell in r['cells'].items() if cell['values']]
+            for label, r in rows.items()} == {
+        'SVRE-MI-FGSM (checkpoint inc_v4=111111111111)': ['inc_v3', 'incres_v2', 'res_v2_101'],
+        'SVRE-MI-FGSM (checkpoint inc_v4=ffffffffffff)': ['res_v2_101'],
+        'SVRE-MI-FGSM (checkpoint inc_v4=not loaded)': ['inc_v4']}
+
+
 def test_empty_or_unrecognised_results_are_an_error(tmp_path):
     with pytest.raises(report.ReportError, match='no evaluation in run_attacks.sh'):
         report.load_results_dir(tmp_path)

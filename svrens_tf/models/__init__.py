@@ -60,8 +60,9 @@ def load(name, checkpoint=None, scope=None):
     may be omitted (the verified download in the default checkpoint folder) or be the
     checkpoint folder that svrens-download fills (`<name>/` inside). Folders written by
     svrens-download are re-hashed against their manifest first. The checkpoint's own scope may
-    differ from `scope` (renamed copies such as Ens3AdvInceptionV3 load too).
-    Raises CheckpointError naming the file or variable at fault.
+    differ from `scope` (renamed copies such as Ens3AdvInceptionV3 load too). The model's
+    `checkpoint_path` is the V1 file or V2 prefix read. Raises CheckpointError naming the file
+    or variable at fault.
     """
     from svrens_tf.models import manifest
     from svrens_tf.models.checkpoint import restore
@@ -81,7 +82,7 @@ def load(name, checkpoint=None, scope=None):
     if os.path.isfile(os.path.join(checkpoint, manifest.MANIFEST)):
         checkpoint = manifest.verified_checkpoint(checkpoint)  # a folder svrens-download wrote
     model = build(arch, scope)
-    restore(model, checkpoint)
+    model.checkpoint_path = restore(model, checkpoint)  # run records name the files read
     return model
 
 

@@ -6,11 +6,14 @@ model's (the attack codebases' renamed copies use `Ens3AdvInceptionV3`, ...): na
 below the scope, so a renamed copy loads into the same model. Entries that are not model
 weights (global_step, optimizer slots, moving-average shadows) are ignored.
 """
+import hashlib
 import os
 import re
 
 import numpy as np
 import tensorflow as tf
+
+from svrens_tf import files
 
 # Slot and shadow variables that training writes beside a weight, e.g.
 # `InceptionV3/Logits/Conv2d_1c_1x1/weights/RMSProp_1` or `.../ExponentialMovingAverage`.
@@ -53,14 +56,34 @@ def resolve(path):
 def find_checkpoints(directory):
     """Sorted checkpoints anywhere under `directory`: V2 prefixes and V1 single files."""
     found = []
-    for folder, _, files in os.walk(directory):
-        for name in files:
+    for folder, _, names in os.walk(directory):
+        for name in names:
             full = os.path.join(folder, name)
             if name.endswith('.index'):
                 found.append(full[:-len('.index')])
             elif not re.search(r'\.data-\d{5}-of-\d{5}$', name) and _is_table_file(full):
                 found.append(full)
     return sorted(found)
+
+
+def checkpoint_files(path):
+    """The files a resolved checkpoint (`resolve`) consists of, sorted: a V1 file itself, or a
+    V2 prefix's .data-* shards and .index."""
+    path = os.fspath(path)
+    if not os.path.isfile(path + '.index'):
+        return [path]
+    folder, prefix = os.path.split(path)
+    shards = [os.path.join(folder, name) for name in os.listdir(folder or '.')
+              if re.fullmatch(re.escape(prefix) + r'\.data-\d{5}-of-\d{5}', name)]
+    return sorted(shards) + [path + '.index']
+
+
+def sha256(path):
+    """Hex sha256 identifying the bytes of a resolved checkpoint, independent of its file names:
+    the sha256 of the lines of its files' sha256s (checkpoint_files order). For a V2 prefix P:
+    `sha256sum P.data-* P.index | cut -c1-64 | sha256sum`."""
+    lines = ''.join(files.sha256_file(f) + '\n' for f in checkpoint_files(path))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _is_table_file(path):

@@ -1,0 +1,90 @@
+"""The attack record names the checkpoint each surrogate was read from, with the sha256 of its
+bytes (hashed once per ModelCache); a resume from other bytes is refused naming the model, the
+same bytes under another path are accepted."""
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from svrens_tf import attacks, data, models, pipeline, report
+from svrens_tf.models import checkpoint
+from test_checkpoint_loading import tiny, tiny_arrays, write_v1, write_v2  # noqa: F401 (fixtures)
+
+CFG = attacks.AttackConfig(base='i_fgsm', ensemble='ens', num_iter=1)
+
+
+def expected_sha256(paths):
+    """The sha256 of the lines of each file's sha256, by hashlib on the bytes."""
+    lines = ''.join(hashlib.sha256(open(p, 'rb').read()).hexdigest() + '\n' for p in paths)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def weights(seed):
+    """Tiny's random weights with a positive batch-norm variance (finite gradients)."""
+    return {name: abs(value) + 1 if name.endswith('moving_variance') else value
+            for name, value in tiny_arrays(seed=seed).items()}
+
+
+def cache_of(paths):
+    """A ModelCache loading surrogate `name` as the tiny architecture from paths[name]."""
+    return pipeline.ModelCache(lambda name, _: models.load('tiny', paths[name]))
+
+
+def test_the_record_names_each_checkpoint_and_a_resume_needs_its_bytes(
+        tiny, write_v2, nips17_pair, tmp_path, monkeypatch):
+    prefix = write_v2(weights(0), tmp_path / 'a' / 'model.ckpt')
+    v1_file = str(write_v1(weights(1), tmp_path / 'b' / 'model.ckpt'))
+    sha_a = expected_sha256([prefix + '.data-00000-of-00001', prefix + '.index'])
+    sha_b = expected_sha256([v1_file])
+    assert (checkpoint.sha256(prefix), checkpoint.sha256(v1_file)) == (sha_a, sha_b)
+
+    hashed = []
+    sha256 = checkpoint.sha256
+    monkeypatch.setattr(checkpoint, 'sha256', lambda path: hashed.append(path) or sha256(path))
+    cache = cache_of({'a': prefix, 'b': v1_file})
+    out = tmp_path / 'adv'
+    for folder in (out, tmp_path / 'again'):      # one cache, two runs: each file hashed once
+        pipeline.attack_folder(nips17_pair, folder, CFG, ['a', 'b'], batch_size=1,
+                               models=cache)
+    assert hashed == [prefix, v1_file]
+    record = json.loads((out / 'attack_run.json').read_text())
+    assert record['settings']['checkpoint_sha256'] == {'a': sha_a, 'b': sha_b}
+    assert record['invocations'][0]['checkpoints'] == {'a': prefix, 'b': v1_file}
+    # the report reads them as settings of the run
+    items = report.Run('', str(out), record['settings'], {}, {}).items()
+    assert (items['checkpoint a'], items['checkpoint b']) == (sha_a, sha_b)
+
+    # the same bytes elsewhere: the resume attacks the missing image
+    moved = tmp_path / 'moved'
+    shutil.copytree(prefix.rsplit('/', 1)[0], moved)
+    missing = sorted(out.glob('*.png'))[0]
+    missing.unlink()
+    pipeline.attack_folder(nips17_pair, out, CFG, ['a', 'b'], batch_size=1,
+                           models=cache_of({'a': str(moved / 'model.ckpt'), 'b': v1_file}))
+    record = json.loads((out / 'attack_run.json').read_text())
+    assert missing.is_file() and record['invocations'][1]['attacked'] == 1
+    assert record['invocations'][1]['checkpoints']['a'] == str(moved / 'model.ckpt')
+    assert record['settings']['checkpoint_sha256'] == {'a': sha_a, 'b': sha_b}
+
+    # other bytes of b: refused, naming b and both sha256s, nothing written
+    other = str(write_v1(weights(2), tmp_path / 'other' / 'model.ckpt'))
+    missing.unlink()
+    with pytest.raises(data.DataError) as refused:
+        pipeline.attack_folder(nips17_pair, out, CFG, ['a', 'b'], batch_size=1,
+                               models=cache_of({'a': prefix, 'b': other}))
+    assert str(refused.value) == (
+        f'{out / "attack_run.json"}: this folder was attacked with another checkpoint of b '
+        f'(sha256 {sha_b}; now {expected_sha256([other])}, read from {other}); attack with the '
+        'recorded checkpoint or use another --output_dir')
+    assert not missing.exists()
+    assert json.loads((out / 'attack_run.json').read_text()) == record
+
+    # nothing left to attack: no model is loaded, and the record keeps the images' checkpoints
+    done = tmp_path / 'again'
+    loads = []
+    pipeline.attack_folder(nips17_pair, done, CFG, ['a', 'b'], batch_size=1,
+                           models=pipeline.ModelCache(lambda name, _: loads.append(name)))
+    record = json.loads((done / 'attack_run.json').read_text())
+    assert loads == [] and record['settings']['checkpoint_sha256'] == {'a': sha_a, 'b': sha_b}
+    assert record['invocations'][-1]['checkpoints'] == {}
