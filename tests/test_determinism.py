@@ -5,16 +5,15 @@ resumed, and two shards all write the PNG bytes of one straight run; the run rec
 runtime settings and a resume under other ones is refused."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
+from conftest import NIPS17_PAIR as IDS
 from svrens_tf import runtime
 
-IDS = ['0c7ac4a8c9dfa802', 'f43fbfe8a9ea876c']
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3',
        'PYTHONPATH': os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')]))}
@@ -42,24 +41,12 @@ def test_configure_reports_the_settings_it_applied():
 
 
 @pytest.fixture(scope='module')
-def nips(shared_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp('nips2')
-    (root / 'images').mkdir()
-    lines = (shared_dir / 'nips17' / 'dev_dataset.csv').read_text().splitlines()
-    rows = [line for line in lines[1:] if line.split(',')[0] in IDS]
-    (root / 'dev_dataset.csv').write_text('\n'.join([lines[0]] + rows) + '\n')
-    for image_id in IDS:
-        shutil.copy(shared_dir / 'nips17' / 'images' / f'{image_id}.png', root / 'images')
-    return root
-
-
-@pytest.fixture(scope='module')
-def attack_command(nips, synthetic_checkpoint):
+def attack_command(nips17_pair, synthetic_checkpoint):
     """argv of the attack into a folder: inc_v3 from the folder holding its checkpoint."""
     checkpoint_dir = synthetic_checkpoint('inception_v3').parent
 
     def command(output_dir, *extra):
-        return [sys.executable, '-m', 'svrens_tf.cli.attack', f'--input_dir={nips}',
+        return [sys.executable, '-m', 'svrens_tf.cli.attack', f'--input_dir={nips17_pair}',
                 f'--output_dir={output_dir}', '--models=inc_v3',
                 f'--checkpoint_dir={checkpoint_dir}', '--base=mi_fgsm', '--ensemble=svre',
                 '--num_iter=2', '--m_svrg=2', '--batch_size=1', *extra]

@@ -11,24 +11,17 @@ import tarfile
 
 import pytest
 
+from conftest import NIPS17_PAIR as IDS
 from svrens_tf import executor, experiments
 from svrens_tf.models.zoo import ZOO
 
-IDS = ['0c7ac4a8c9dfa802', 'f43fbfe8a9ea876c']
 TIMINGS = {'started', 'finished', 'seconds', 'model_load_s', 'classifier_seconds'}
 
 
 @pytest.fixture(scope='module')
-def inputs(shared_dir, synthetic_checkpoint, tmp_path_factory):
+def inputs(nips17_pair, synthetic_checkpoint, tmp_path_factory):
     """(NIPS17 folder of two images, checkpoint folder holding an installed inc_v3)."""
-    root = tmp_path_factory.mktemp('executor')
-    (root / 'nips' / 'images').mkdir(parents=True)
-    lines = (shared_dir / 'nips17' / 'dev_dataset.csv').read_text().splitlines()
-    rows = [line for line in lines[1:] if line.split(',')[0] in IDS]
-    (root / 'nips' / 'dev_dataset.csv').write_text('\n'.join([lines[0]] + rows) + '\n')
-    for image_id in IDS:
-        shutil.copy(shared_dir / 'nips17' / 'images' / f'{image_id}.png', root / 'nips' / 'images')
-    checkpoints = root / 'checkpoints'
+    checkpoints = tmp_path_factory.mktemp('executor') / 'checkpoints'
     checkpoints.mkdir()
     prefix = synthetic_checkpoint('inception_v3')
     with tarfile.open(checkpoints / ZOO['inc_v3'].archive, 'w') as tar:
@@ -36,7 +29,7 @@ def inputs(shared_dir, synthetic_checkpoint, tmp_path_factory):
             tar.add(part, arcname=part.name)
     from svrens_tf.downloads import checkpoints as installer
     installer.install('inc_v3', str(checkpoints), progress=False)
-    return root / 'nips', checkpoints
+    return nips17_pair, checkpoints
 
 
 def plan(nips, checkpoints, results):

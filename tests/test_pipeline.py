@@ -10,6 +10,7 @@ import tarfile
 import numpy as np
 import pytest
 
+from conftest import NIPS17_PAIR as IDS
 from svrens_tf import data
 from svrens_tf.models.zoo import ZOO
 
@@ -17,7 +18,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / 'run_attacks.sh'
 TABLE2_MODELS = ['inc_v3', 'inc_v4', 'incres_v2', 'res_v2_101', 'ens3_adv_inc_v3',
                  'ens4_adv_inc_v3', 'ens_adv_incres_v2']
-IDS = ['0c7ac4a8c9dfa802', 'f43fbfe8a9ea876c']
 UNREACHABLE = 'http://127.0.0.1:9/'
 
 
@@ -25,19 +25,6 @@ def script(*args, env=None):
     return subprocess.run(['bash', str(SCRIPT), *map(str, args)], capture_output=True, text=True,
                           env={**os.environ, 'PYTHON': sys.executable, 'TF_CPP_MIN_LOG_LEVEL': '3',
                                **(env or {})}, timeout=1500)
-
-
-@pytest.fixture(scope='module')
-def two_images(shared_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp('nips2')
-    (root / 'images').mkdir()
-    lines = (shared_dir / 'nips17' / 'dev_dataset.csv').read_text().splitlines()
-    rows = [line for line in lines[1:] if line.split(',')[0] in IDS]
-    (root / 'dev_dataset.csv').write_text('\n'.join([lines[0]] + rows) + '\n')
-    for image_id in IDS:
-        (root / 'images' / f'{image_id}.png').write_bytes(
-            (shared_dir / 'nips17' / 'images' / f'{image_id}.png').read_bytes())
-    return root
 
 
 @pytest.fixture(scope='module')
@@ -54,10 +41,10 @@ def release_tarballs(synthetic_checkpoint, tmp_path_factory):
     return folder
 
 
-def test_table2_end_to_end(two_images, release_tarballs, tmp_path):
+def test_table2_end_to_end(nips17_pair, release_tarballs, tmp_path):
     results = tmp_path / 'results'
     done = script('--tables', 2, '--attacks', 'mi_fgsm', '--ensembles', 'svre', '--seeds', 1,
-                  '--dataset_dir', two_images, '--checkpoint_dir', release_tarballs,
+                  '--dataset_dir', nips17_pair, '--checkpoint_dir', release_tarballs,
                   '--results_dir', results, '--eval_batch_size', 2,
                   '--', '--num_iter', 1, '--m_svrg', 1, '--batch_size', 2)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -69,7 +56,7 @@ def test_table2_end_to_end(two_images, release_tarballs, tmp_path):
         assert sorted(p.name for p in folder.glob('*.png')) == sorted(f'{i}.png' for i in IDS)
         for image_id in IDS:
             adv = data.read_image(folder / f'{image_id}.png').astype(int)
-            clean = data.read_image(two_images / 'images' / f'{image_id}.png').astype(int)
+            clean = data.read_image(nips17_pair / 'images' / f'{image_id}.png').astype(int)
             assert 0 < np.abs(adv - clean).max() <= 16
         record = json.loads((folder / 'attack_run.json').read_text())
         config = record['settings']['config']
@@ -106,9 +93,9 @@ def test_missing_dataset_says_how_to_fetch_it(tmp_path):
     assert not list((tmp_path / 'results').glob('*/'))
 
 
-def test_missing_checkpoints_say_how_to_install_them(two_images, tmp_path):
+def test_missing_checkpoints_say_how_to_install_them(nips17_pair, tmp_path):
     checkpoints = tmp_path / 'checkpoints'
-    done = script('--tables', 1, '--dataset_dir', two_images, '--checkpoint_dir', checkpoints,
+    done = script('--tables', 1, '--dataset_dir', nips17_pair, '--checkpoint_dir', checkpoints,
                   '--results_dir', tmp_path / 'results',
                   env={'SVRENS_MODEL_BASE_URL': UNREACHABLE})
     assert done.returncode == 1
