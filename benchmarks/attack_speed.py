@@ -30,6 +30,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 from absl import app, flags
 
 from benchmarks import synthetic
+from svrens_tf import files
 
 TABLE1 = ['inception_v3', 'inception_v4', 'inception_resnet_v2', 'resnet_v2_101']
 STRATEGIES = {'ens': dict(ensemble='ens'),
@@ -196,9 +197,9 @@ def main(_):
     for name in FLAGS.strategies + ([SWEEP] if FLAGS.sweep_m else []):
         rows.append(run_child(name))
         print(f"{name}: done, load average {rows[-1]['load_average']:.1f}", flush=True)
+        if FLAGS.json:  # after every child, so a stopped run keeps the rows it measured
+            files.write_atomic(FLAGS.json, json.dumps(rows, indent=1) + '\n')
     print_table(rows)
-    if FLAGS.json:
-        pathlib.Path(FLAGS.json).write_text(json.dumps(rows, indent=1) + '\n')
 
 
 if __name__ == '__main__':
