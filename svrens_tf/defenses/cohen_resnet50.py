@@ -50,11 +50,7 @@ class CohenResNet50(tf.Module):
     def __init__(self, state_dict):
         super().__init__(name='cohen_resnet50')
         self.params = StateDict(state_dict, "Cohen et al.'s ResNet-50 (checkpoint.pth.tar)")
-        self._forward = tf.function(
-            lambda x: resnet50(self.params, x), autograph=False,
-            input_signature=[tf.TensorSpec([None, CROP, CROP, 3], tf.float32)])
-        self._forward.get_concrete_function()
-        self.params.check_all_used()
+        self._forward = self.params.trace(lambda x: resnet50(self.params, x), [CROP, CROP, 3])
 
     def __call__(self, x_unit):
         """float32 [B,224,224,3] in [0,1] -> logits [B,1000]; traced inline inside a tf.function."""

@@ -73,11 +73,7 @@ class Purifier(tf.Module):
             raise ValueError(f'unknown purifier {variant!r}; choose from {", ".join(NETWORKS)}')
         self.params = StateDict(state_dict, f'{variant} ({RELEASED_FILES[variant]})')
         network = NETWORKS[variant]
-        self._forward = tf.function(
-            lambda x: network(self.params, x), autograph=False,
-            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-        self._forward.get_concrete_function()
-        self.params.check_all_used()
+        self._forward = self.params.trace(lambda x: network(self.params, x), [None, None, 3])
 
     def __call__(self, images_unit):
         """float32 RGB [B,H,W,3] in [0,1] -> purified [B,H,W,3], unclamped."""

@@ -33,11 +33,7 @@ class Member(tf.Module):
     def __init__(self, state_dict):
         super().__init__(name=f'hgd_{self.key}')
         self.params = torch_layers.StateDict(state_dict, f'HGD {self.key} ({self.released_file})')
-        self._forward = tf.function(
-            self.forward, autograph=False,
-            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.float32)])
-        self._forward.get_concrete_function()
-        self.params.check_all_used()
+        self._forward = self.params.trace(self.forward, [IMAGE_SIZE, IMAGE_SIZE, 3])
 
     def normalise(self, images_unit):
         mean, std = self.normalisation

@@ -122,6 +122,16 @@ class StateDict:
                                              self._array(f'{key}.bias', 1)))
         return tf.nn.bias_add(tf.matmul(x, w), b)
 
+    def trace(self, forward, image_shape):
+        """`forward` (x -> outputs) as a tf.function over float32 [B, *image_shape], traced
+        now, so every layer takes its weights, then check_all_used: a missing, unused or
+        misshaped key is one error when the network is built, not at its first call."""
+        function = tf.function(forward, autograph=False, input_signature=[
+            tf.TensorSpec([None, *image_shape], tf.float32)])
+        function.get_concrete_function()
+        self.check_all_used()
+        return function
+
     def check_all_used(self):
         """Refuse keys no layer asked for (BatchNorm's `num_batches_tracked`, which PyTorch >= 0.4.1
         adds and inference ignores, excepted); then drop them."""
