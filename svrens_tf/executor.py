@@ -1,11 +1,11 @@
 """Run an experiment plan's steps (svrens_tf/experiments.py) in one process, and its attacks
 as shards in parallel processes, one per GPU.
 
-`InProcess` runs a step as `python -m svrens_tf.cli.PROGRAM` would, but here: the program's own
-flags parse the step's arguments and its own `main` runs, with one pipeline.ModelCache shared
-by every step, so TF is imported once and each checkpoint loaded once for the whole plan. The
-programs resume, write atomically and keep their run records as in separate processes, and
-write the same bytes (tests/test_executor.py).
+`InProcess` (svrens_tf/cli/in_process.py) runs a step as `python -m svrens_tf.cli.PROGRAM`
+would, but in this process, with one pipeline.ModelCache shared by every step, so TF is
+imported once and each checkpoint loaded once for the whole plan. The programs resume, write
+atomically and keep their run records as in separate processes, and write the same bytes
+(tests/test_executor.py).
 
 `run_shards` starts one worker process per GPU (CUDA_VISIBLE_DEVICES=<gpu>), worker i running
 shard i of N of every attack step (`--num_shards N --shard_index i`) in one process. Batches
@@ -17,8 +17,6 @@ array, through `run_attacks.sh --shard I/N`).
     python -m svrens_tf.executor PLAN.json LOG [--shard I/N]   # a plan saved by save_plan
 """
 import dataclasses
-import importlib
-import inspect
 import json
 import os
 import pathlib
@@ -26,66 +24,7 @@ import subprocess
 import sys
 import tempfile
 
-from absl import app, flags
-
-class InProcess:
-    """`run(step) -> exit status`: each step's program run in this process.
-
-    Every program defines its flags on absl's global FLAGS and some share a name with another
-    program's (svrens-attack's --input_dir is a folder, svrens-evaluate's a list), so they
-    cannot be registered together: the flags of the program about to run replace the last
-    one's, and are parsed afresh (defaults restored) for every step.
-    """
-
-    def __init__(self, models=None, deterministic=None):
-        from svrens_tf import pipeline, runtime
-        # before any step's first op (a download step may run some), as svrens-attack and
-        # svrens-evaluate do first in their own processes; `deterministic`: see determinism()
-        runtime.configure(deterministic)
-        self.models = models or pipeline.ModelCache()
-        self._flags = {}          # program -> its Flag objects
-        self._active = None
-
-    def _activate(self, program):
-        registry = flags.FLAGS
-        if self._active == program:
-            return
-        if self._active is not None:
-            for flag in self._flags[self._active]:
-                delattr(registry, flag.name)
-        module_name = f'svrens_tf.cli.{program}'
-        if program in self._flags:
-            for flag in self._flags[program]:
-                registry[flag.name] = flag
-                registry.register_flag_by_module(module_name, flag)
-        else:
-            importlib.import_module(module_name)
-            self._flags[program] = registry.get_flags_for_module(module_name)
-        self._active = program
-
-    def __call__(self, step):
-        self._activate(step.program)
-        module = sys.modules[f'svrens_tf.cli.{step.program}']
-        argv = [module.__file__, *step.args]
-        takes_models = 'models' in inspect.signature(module.main).parameters
-        kwargs = {'models': self.models} if takes_models else {}  # a program that loads models
-        saved_argv, sys.argv = sys.argv, argv  # run records keep the program's argv
-        flags.FLAGS.unparse_flags()
-        try:
-            flags.FLAGS(argv)
-            module.main(argv[:1], **kwargs)
-        except (flags.Error, app.UsageError) as err:
-            print(f'FATAL Flags parsing error: {err}', file=sys.stderr, flush=True)
-            return 1
-        except SystemExit as end:  # what the program's process would have exited with
-            if isinstance(end.code, str):
-                print(end.code, file=sys.stderr, flush=True)
-                return 1
-            return end.code or 0
-        finally:
-            sys.argv = saved_argv
-        return 0
-
+from svrens_tf.cli.in_process import InProcess
 
 def determinism(steps):
     """True if an attack step asks for --deterministic, else None (runtime.configure's
