@@ -68,6 +68,29 @@ def run_attack_shard(steps, shard, log_path):
                                run_step=InProcess(deterministic=determinism(steps)))
 
 
+def run_plan(steps, log_path, subprocesses=False, gpus=(), shard=None):
+    """Run the plan: in this process (or one process per step with `subprocesses`), its
+    attacks first in shards on `gpus` when given, or only shard `shard` = (I, N) of every
+    attack; returns the exit status. Progress goes to the log at `log_path`."""
+    from svrens_tf import experiments
+    log_path = pathlib.Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if shard:
+        index, count = shard
+        return run_attack_shard(
+            steps, shard, log_path.with_name(f'{log_path.stem}.shard{index}of{count}.log'))
+    run_step = None if subprocesses else InProcess(deterministic=determinism(steps))
+    if gpus:
+        downloads = [s for s in steps if s.program == 'download']
+        steps = [s for s in steps if s.program != 'download']
+        returncode = (experiments.execute(downloads, log_path, run_step=run_step) or
+                      run_shards(steps, gpus, log_path,
+                                 lambda message: experiments.log(log_path, message)))
+        if returncode:
+            return returncode
+    return experiments.execute(steps, log_path, run_step=run_step)
+
+
 def save_plan(steps, path):
     pathlib.Path(path).write_text(json.dumps([dataclasses.asdict(s) for s in steps]) + '\n')
 

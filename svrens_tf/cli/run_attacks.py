@@ -152,30 +152,16 @@ def main(argv=None):
         sys.stdout.write(experiments.format_plan(steps))
         return 0
     log_path = pathlib.Path(options.results_dir) / 'run_attacks.log'
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    if args.shard:
-        index, count = args.shard
-        return executor.run_attack_shard(
-            steps, args.shard, log_path.with_name(f'run_attacks.shard{index}of{count}.log'))
-    experiments.log(log_path, f'run_attacks.sh tables={options.tables} '
-                              f'figures={options.figures} attacks={",".join(options.attacks)} '
-                              f'ensembles={",".join(options.ensembles)} seeds={options.seeds} '
-                              f'attack flags: {" ".join(options.attack_flags)}')
-    run_step = (None if args.subprocesses else
-                executor.InProcess(deterministic=executor.determinism(steps)))
-    if args.gpus:
-        downloads = [s for s in steps if s.program == 'download']
-        steps = [s for s in steps if s.program != 'download']
-        returncode = (experiments.execute(downloads, log_path, run_step=run_step) or
-                      executor.run_shards(steps, args.gpus, log_path,
-                                          lambda message: experiments.log(log_path, message)))
-        if returncode:
-            return returncode
-    returncode = experiments.execute(steps, log_path, run_step=run_step)
-    if returncode == 0:
+    if not args.shard:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        experiments.log(log_path, f'run_attacks.sh tables={options.tables} '
+                                  f'figures={options.figures} attacks={",".join(options.attacks)} '
+                                  f'ensembles={",".join(options.ensembles)} seeds={options.seeds} '
+                                  f'attack flags: {" ".join(options.attack_flags)}')
+    returncode = executor.run_plan(steps, log_path, args.subprocesses, args.gpus, args.shard)
+    if returncode == 0 and not args.shard:
         experiments.log(log_path, f'report: {pathlib.Path(options.results_dir) / "report.md"}')
     return returncode
-
 
 if __name__ == '__main__':
     sys.exit(main())
