@@ -181,8 +181,9 @@ def earlier_records(path, settings, accuracies):
 def markdown(records, plan, accuracies, summary, settings):
     """The two tables and the zoo.  Rows: preset x method; cells: mean ± std over seeds of
     each target, of the black-box average, and of the row's T, M, passes per image and attack
-    seconds (summed over the table's cells); each non-svre row is followed by its paired
-    difference to the svre row of its preset (same seed, same images).  `settings`: the
+    seconds (summed over the table's cells), over the seeds that have every cell of the table
+    (counted in 'seeds'); each non-svre row is followed by its paired difference to the svre
+    row of its preset (same seed, same images).  `settings`: the
     run's SETTING_FLAGS values."""
     order = [(p, e, m) for p in attacks.PRESETS for e in ENSEMBLES for m in ESTIMATORS]
     keys = sorted({method(r) for r in records}, key=order.index)
@@ -224,16 +225,16 @@ def markdown(records, plan, accuracies, summary, settings):
             columns_of = [[v[i] for v in values.values()] for i in range(len(columns) + 5)]
             rows.append([method_label(*key)] + [tables.mean_std(c) for c in columns_of[:-4]]
                         + [f'{np.mean(c):g}' for c in columns_of[-4:-1]]
-                        + [tables.mean_std(columns_of[-1])])
+                        + [tables.mean_std(columns_of[-1]), len(values)])
             reference = per_seed((key[0], 'svre', 'svrg'), columns, black_box)
             paired = [seed for seed in values if seed in reference]
             if key[1:] != ('svre', 'svrg') and paired:
                 rows.append([f'Δ vs svre-{key[0]}'] + [
                     tables.mean_std([None if values[s][i] is None else
                                      values[s][i] - reference[s][i] for s in paired])
-                    for i in range(len(columns) + 1)] + [''] * 4)
+                    for i in range(len(columns) + 1)] + [''] * 4 + [len(paired)])
         header = ['attack'] + [title for title, _, _ in columns] + [
-            'black-box avg', 'T', 'M', 'passes/image', 'seconds']
+            'black-box avg', 'T', 'M', 'passes/image', 'seconds', 'seeds']
         return tables.markdown_table(header, rows)
 
     zoo_table = tables.markdown_table(
@@ -281,11 +282,12 @@ def main(argv):
     wanted = [(p, e, m, 1000 + s) for p in FLAGS.presets for e in FLAGS.ensembles
               for m in (FLAGS.estimators if e == 'svre' else ['svrg']) for s in range(FLAGS.seeds)]
     records = run(zoo, x, y, plan, wanted, records, save)
-    seeds = len({r['seed'] for r in records})
+    seeds = ', '.join(map(str, sorted({r['seed'] for r in records})))
     summary = (f'{len(x)} test images (correct for every model), eps {FLAGS.max_epsilon:g}/255, '
                f'T {FLAGS.num_iter}, M {"4K" if FLAGS.m_svrg is None else FLAGS.m_svrg}, '
-               f'TI kernel {FLAGS.ti_kernel_size}, {seeds} seed(s) (mean ± std when more than '
-               f'one); success rate in %. Attack time {sum(r["seconds"] for r in records):.0f} s '
+               f'TI kernel {FLAGS.ti_kernel_size}, seeds {seeds} (a row: mean ± std over the '
+               f'seeds that have all its cells, column seeds); success rate in %. '
+               f'Attack time {sum(r["seconds"] for r in records):.0f} s '
                f'summed over all cells ({len(records)}), '
                f'{sum(r["gradient_passes"] for r in records)} single-model gradient passes over '
                f'batches of up to {FLAGS.batch_size} images; this invocation took '
