@@ -92,7 +92,8 @@ def attack_folder(input_dir, output_dir, cfg, surrogates, *, labels=None, resize
     shard = f'.shard{shard_index}of{num_shards}' if num_shards > 1 else ''
     record = records.RunRecord(output_dir / f'{ATTACK_RECORD}{shard}.json', settings,
                                flags or {})
-    record.check_folder_settings(output_dir.glob(f'{ATTACK_RECORD}*.json'))
+    record.check_folder_settings(output_dir.glob(f'{ATTACK_RECORD}*.json'),
+                                 added_fields={'config': attacks.config.DEFAULTS})
     record.check_folder_runtime(output_dir.glob(f'{ATTACK_RECORD}*.json'))
     files.check_unlocked(output_dir, record.path.stem)  # before minutes of model loading
 

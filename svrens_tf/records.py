@@ -69,12 +69,20 @@ class RunRecord:
         self.invocations = saved
         return changed
 
-    def check_folder_settings(self, paths):
+    def check_folder_settings(self, paths, added_fields=None):
         """DataError if a record in the folder was written with other settings (all but the
-        checkpoints' sha256s, which check_folder_checkpoints compares once they are known)."""
+        checkpoints' sha256s, which check_folder_checkpoints compares once they are known).
+
+        added_fields: {setting: {field: value}}: fields of a dict-valued setting that an
+        older record may lack, read as these values (a field added since, whose default keeps
+        what older code did, e.g. {'config': attacks.config.DEFAULTS})."""
         for path in paths:
-            changed = [name for name in changed_settings(read(path).get('settings'),
-                                                         self.settings) if name != CHECKPOINTS]
+            theirs = dict(read(path).get('settings') or {})
+            for name, fields in (added_fields or {}).items():
+                if isinstance(theirs.get(name), dict):
+                    theirs[name] = {**_plain(fields), **theirs[name]}
+            changed = [name for name in changed_settings(theirs, self.settings)
+                       if name != CHECKPOINTS]
             if changed:
                 raise data.DataError(f'{path}: this folder holds a run with other settings '
                                      f'({", ".join(changed)} differ); use another --output_dir')

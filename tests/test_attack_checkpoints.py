@@ -1,6 +1,7 @@
 """The attack record names the checkpoint each surrogate was read from, with the sha256 of its
 bytes (hashed once per ModelCache); a resume from other bytes is refused naming the model, the
-same bytes under another path are accepted."""
+same bytes under another path are accepted. A record written before a config field existed
+resumes when the field keeps its default, and is refused otherwise."""
 import hashlib
 import json
 import shutil
@@ -88,3 +89,23 @@ def test_the_record_names_each_checkpoint_and_a_resume_needs_its_bytes(
     record = json.loads((done / 'attack_run.json').read_text())
     assert loads == [] and record['settings']['checkpoint_sha256'] == {'a': sha_a, 'b': sha_b}
     assert record['invocations'][-1]['checkpoints'] == {}
+
+
+def test_a_record_from_before_a_new_config_field_resumes_only_at_its_default(
+        tiny, write_v2, nips17_pair, tmp_path):
+    prefix = write_v2(weights(0), tmp_path / 'a' / 'model.ckpt')
+    cache = cache_of({'a': prefix})
+    out = tmp_path / 'adv'
+    pipeline.attack_folder(nips17_pair, out, CFG, ['a'], batch_size=1, models=cache)
+    first = {p.name: p.read_bytes() for p in out.glob('*.png')}
+    path = out / 'attack_run.json'
+    record = json.loads(path.read_text())
+    del record['settings']['config']['estimator']    # as written before the field existed
+    path.write_text(json.dumps(record))
+    missing = sorted(out.glob('*.png'))[0]
+    missing.unlink()
+    saga = attacks.AttackConfig(base='i_fgsm', ensemble='svre', estimator='saga', num_iter=1)
+    with pytest.raises(data.DataError, match='other settings .config differ'):
+        pipeline.attack_folder(nips17_pair, out, saga, ['a'], batch_size=1, models=cache)
+    pipeline.attack_folder(nips17_pair, out, CFG, ['a'], batch_size=1, models=cache)
+    assert {p.name: p.read_bytes() for p in out.glob('*.png')} == first
