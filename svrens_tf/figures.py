@@ -48,19 +48,22 @@ class Lines:
     y_label: str
     x_scale: str = None          # 'log2' for doubling sweeps
     x_lim: tuple = None
+    y_lim: tuple = (0, 100)      # success rates in %; None: matplotlib's own
 
     def draw(self, plt):
         width = max(6.5, 5 * len(self.panels))
         figure, axes = plt.subplots(1, len(self.panels), figsize=(width, 4), squeeze=False)
         for axis, (title, curves) in zip(axes[0], self.panels):
             for label, xs, ys in curves:
-                axis.plot(xs, ys, marker='o', label=label)
+                axis.plot(xs, ys, marker='o', label=label, clip_on=False)
             if self.x_scale == 'log2':
                 axis.set_xscale('log', base=2)
                 ticks = sorted({x for _, xs, _ in curves for x in xs})
                 axis.set_xticks(ticks, [f'{x:g}' for x in ticks])
             if self.x_lim:
                 axis.set_xlim(*self.x_lim)
+            if self.y_lim:
+                axis.set_ylim(*self.y_lim)
             axis.set_xlabel(self.x_label)
             axis.set_ylabel(self.y_label)
             if title:
