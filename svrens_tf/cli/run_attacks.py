@@ -163,5 +163,6 @@ def main(argv=None):
         experiments.log(log_path, f'report: {pathlib.Path(options.results_dir) / "report.md"}')
     return returncode
 
+
 if __name__ == '__main__':
     sys.exit(main())
