@@ -126,9 +126,13 @@ def run_quick(output_dir, *flags, check=True):
 
 
 def test_quick_mode_runs_both_tables_and_attacks_succeed_white_box(shared_dir, tmp_path):
+    # --tables 2 attacks only the ensemble's cells; the full run then adds the hold-outs.
+    first = run_quick(tmp_path, '--tables=2')['records']
+    assert {r['experiment'] for r in first} == {'ensemble'} and len(first) == 2 * 2
     result = run_quick(tmp_path)
     records = result['records']
     assert len(records) == 3 * 2 * 2   # (2 hold-outs + ensemble) x 2 presets x {ens, svre}
+    assert [r for r in records if r['experiment'] == 'ensemble'] == first
     by_key = {(r['experiment'], r['preset'], r['ensemble']): r for r in records}
     for preset in ('mi_fgsm', 'ti_dim'):
         ens, svre = by_key['ensemble', preset, 'ens'], by_key['ensemble', preset, 'svre']

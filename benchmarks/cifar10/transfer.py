@@ -52,6 +52,10 @@ flags.DEFINE_float('max_epsilon', 8.0, 'L-inf budget in pixel units of 255 (8 = 
 flags.DEFINE_integer('num_iter', 10, 'outer iterations T')
 flags.DEFINE_integer('m_svrg', None, 'inner iterations M of svre (default 4 x surrogates)')
 flags.DEFINE_integer('ti_kernel_size', 3, 'TI kernel for 32x32 inputs (the authors use 7 at 299)')
+flags.DEFINE_list('tables', ['1', '2'], 'attack only the cells of these tables (1: hold-out, '
+                  '2: ensemble); the tables show every cell done so far')
+flags.register_validator('tables', lambda t: bool(t) and set(t) <= {'1', '2'},
+                         '--tables: 1, 2 or 1,2')
 flags.DEFINE_bool('quick', False, f'smoke run: {QUICK}')
 
 
@@ -281,7 +285,8 @@ def main(argv):
     records = earlier_records(json_path, settings, accuracies)
     wanted = [(p, e, m, 1000 + s) for p in FLAGS.presets for e in FLAGS.ensembles
               for m in (FLAGS.estimators if e == 'svre' else ['svrg']) for s in range(FLAGS.seeds)]
-    records = run(zoo, x, y, plan, wanted, records, save)
+    chosen = [row for row in plan if ('2' if row[0] == 'ensemble' else '1') in FLAGS.tables]
+    records = run(zoo, x, y, chosen, wanted, records, save)
     seeds = ', '.join(map(str, sorted({r['seed'] for r in records})))
     summary = (f'{len(x)} test images (correct for every model), eps {FLAGS.max_epsilon:g}/255, '
                f'T {FLAGS.num_iter}, M {"4K" if FLAGS.m_svrg is None else FLAGS.m_svrg}, '
