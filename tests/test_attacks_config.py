@@ -45,7 +45,7 @@ CASES = [
     ('targeted', 'yes', 'a bool'),
     ('di_per_image', 0, 'a bool'),
     ('ensemble', 'svrg', "choose from ['ens', 'svre']"),
-    ('estimator', 'svrg++', "choose from ['svrg', 'saga', 'sarah']"),
+    ('estimator', 'svrg++', "choose from ['svrg', 'saga', 'sarah', 'svrg_is']"),
     ('fusion', 'max', "choose from ['logits', 'predictions', 'loss']"),
     ('outer_grad', 'sometimes', "choose from ['auto', 'recompute', 'cache', 'shared']"),
     ('si_aggregate', 'max', "choose from ['sum', 'mean']"),

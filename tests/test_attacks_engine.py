@@ -13,6 +13,8 @@ import tensorflow as tf
 
 from svrens_tf import attacks
 from svrens_tf.attacks import randomness
+from svrens_tf.attacks.estimators import ImportanceSvrg, Svrg
+from svrens_tf.attacks.gradients import GradientOracle
 
 SIZE, CLASSES, BATCH = 8, 5, 2
 Heads = collections.namedtuple('Heads', ['logits', 'aux_logits'])
@@ -79,18 +81,32 @@ def ti(g):
     return scipy.ndimage.correlate(g, kernel[None, :, :, None], mode='constant')
 
 
+def importance_probabilities(members, g_ens):
+    """svrg_is: p_j = 1/(2K) + s_j / (2 sum s), s_j the summed per-image L2 deviations."""
+    proxy = np.array([np.linalg.norm((g - g_ens).reshape(len(g), -1), axis=1).sum()
+                      for g in members])
+    return 0.5 / len(members) + 0.5 * proxy / proxy.sum()
+
+
 def reference_direction(models, x, y, sign, ensemble, inner_models, box, beta, smooth,
                         estimator='svrg'):
     """Ens: the ensemble gradient at x.  SVRE: the last inner accumulator around x, with the
-    inner estimate of `estimator` as svrens_tf/attacks/estimators.py states its update."""
+    inner estimate of `estimator` as svrens_tf/attacks/estimators.py states its update;
+    inner_models holds the surrogate of each inner step, or for svrg_is its uniform u_m."""
     g_ens = ensemble_grad(models, x, y, sign)
     if ensemble == 'ens':
         return g_ens
     x_in, inner = x.copy(), np.zeros_like(x)
-    table, mean = [single_grad(model, x, y, sign) for model in models], g_ens   # saga
+    members = [single_grad(model, x, y, sign) for model in models]
+    table, mean = list(members), g_ens                                           # saga
     previous, x_previous = g_ens, x                                              # sarah
+    p = importance_probabilities(members, g_ens)                                 # svrg_is
     for m, k in enumerate(inner_models):
-        if estimator == 'svrg':
+        if estimator == 'svrg_is':
+            k = min(int(np.sum(np.cumsum(p) <= k)), len(models) - 1)
+            g = ((single_grad(models[k], x_in, y, sign) - members[k]) / (len(models) * p[k])
+                 + g_ens)
+        elif estimator == 'svrg':
             g = single_grad(models[k], x_in, y, sign) - (single_grad(models[k], x, y, sign)
                                                          - g_ens)
         elif estimator == 'saga':
@@ -130,6 +146,16 @@ def reference_attack(models, x, y, base, ensemble, indices, targeted, num_iter, 
 def linear_models():
     rng = np.random.RandomState(7)
     return [SoftmaxRegression(rng, aux=k != 1) for k in range(3)]
+
+
+@pytest.fixture(scope='module')
+def unequal_models():
+    """Softmax regressions at weight scales 1, 4 and 0.25: svrg_is's p far from uniform."""
+    rng = np.random.RandomState(7)
+    models = [SoftmaxRegression(rng, aux=k != 1) for k in range(3)]
+    for model, scale in zip(models, (1.0, 4.0, 0.25)):
+        model.heads = [(w * np.float32(scale), b) for w, b in model.heads]
+    return models
 
 
 @pytest.fixture(scope='module')
@@ -174,6 +200,64 @@ def test_estimators_match_numpy_reference_and_count_their_passes(linear_models, 
     per_step = {'saga': 3 + 3 + 5, 'sarah': 3 + 2 * 4}[estimator]
     assert attacks.passes_per_outer_step(cfg, 3) == per_step
     assert result.gradient_passes == 3 * per_step
+
+
+def importance_uniforms(cfg, x, y):
+    """[T, M] u_m of svrg_is: keyed by (batch key, t, SCHEDULE, m) (estimators.py)."""
+    key = randomness.batch_key(cfg.seed, x, y)
+    return np.array([[float(tf.random.stateless_uniform(
+        [], randomness.derive(key, t, randomness.SCHEDULE, m)))
+        for m in range(cfg.inner_steps)] for t in range(cfg.num_iter)])
+
+
+@pytest.mark.parametrize('base,targeted', [('mi_fgsm', False), ('tim', True)])
+def test_importance_svrg_matches_numpy_reference_and_counts_its_passes(unequal_models,
+                                                                       batch, base, targeted):
+    x, y = batch
+    cfg = attacks.AttackConfig(base=base, estimator='svrg_is', num_iter=3, m_svrg=5,
+                               targeted=targeted, seed=11)
+    sign = -1.0 if targeted else 1.0
+    p = importance_probabilities([single_grad(m, x, y, sign) for m in unequal_models],
+                                 ensemble_grad(unequal_models, x, y, sign))
+    assert p.max() > 1.5 * p.min()   # the draws and weights are not svrg's
+    result = attacks.attack(unequal_models, x, y, cfg)
+    expected = reference_attack(unequal_models, x, y, base, 'svre',
+                                importance_uniforms(cfg, x, y), targeted, cfg.num_iter, cfg.eps,
+                                cfg.step, estimator='svrg_is')
+    assert np.abs(result.x_adv.numpy() - x).max() > 0.5 * cfg.eps
+    np.testing.assert_allclose(result.x_adv, expected, atol=1e-5, rtol=0)
+    assert attacks.passes_per_outer_step(cfg, 3) == 3 + 3 + 5
+    assert result.gradient_passes == 3 * (3 + 3 + 5)
+
+
+def test_importance_svrg_is_unbiased_and_is_svrg_at_uniform_probabilities(unequal_models,
+                                                                          batch):
+    """sum_k p_k g_is(k) = mean_k g_svrg(k) at a point away from the anchor; with p uniform
+    (or every proxy 0) each g_is(k) is svrg's g(k)."""
+    x, y = batch
+    cfg = attacks.AttackConfig(base='mi_fgsm', estimator='svrg_is', m_svrg=1)
+    oracle = GradientOracle(unequal_models, cfg, SIZE, cfg.settings())
+    x_t, labels, key = tf.constant(x), tf.constant(y, tf.int32), tf.constant([3, 4])
+    g_ens, members = oracle.ensemble(x_t, x_t, labels, key, with_members=True)
+    x_m = tf.clip_by_value(x_t + 0.1 * tf.sign(g_ens), -1.0, 1.0)
+
+    def estimate(estimator, k, state):
+        return estimator.estimate(oracle, tf.constant(0), tf.constant(k), x_m, x_t, x_t, labels,
+                                  key, state)[0].numpy().astype(np.float64)
+    state = ImportanceSvrg.initial_state(g_ens, members, x_t)
+    p = state[2].numpy()
+    np.testing.assert_allclose(p, importance_probabilities(members.numpy(), g_ens.numpy()),
+                               rtol=1e-5)
+    svrg = [estimate(Svrg, k, (g_ens, members)) for k in range(3)]
+    weighted = sum(p[k] * estimate(ImportanceSvrg, k, state) for k in range(3))
+    np.testing.assert_allclose(weighted, np.mean(svrg, 0), rtol=0, atol=1e-6)
+    assert np.abs(estimate(ImportanceSvrg, 0, state) - svrg[0]).max() > 1e-4
+    uniform = (g_ens, members, tf.fill([3], 1 / 3))
+    for k in range(3):
+        np.testing.assert_allclose(estimate(ImportanceSvrg, k, uniform), svrg[k], rtol=0,
+                                   atol=1e-7)
+    flat = ImportanceSvrg.initial_state(g_ens, tf.stack([g_ens] * 3), x_t)[2]
+    np.testing.assert_array_equal(flat, np.full(3, 1 / 3, np.float32))
 
 
 @pytest.mark.parametrize('base', ['mi_fgsm', 'admix_ti_dim'])

@@ -58,7 +58,7 @@ def test_equal_pass_configs_spend_the_svre_budget_exactly(preset, num_surrogates
     svre = attacks.AttackConfig(**fields)
     budget = 10 * attacks.passes_per_outer_step(svre, num_surrogates)
     for ensemble, estimator in [('ens', 'svrg'), ('svre', 'svrg'), ('svre', 'saga'),
-                                ('svre', 'sarah')]:
+                                ('svre', 'sarah'), ('svre', 'svrg_is')]:
         cfg = transfer.equal_pass_config(dict(fields, ensemble=ensemble, estimator=estimator),
                                          budget, num_surrogates)
         assert cfg.num_iter * attacks.passes_per_outer_step(cfg, num_surrogates) == budget

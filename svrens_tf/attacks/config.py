@@ -55,7 +55,7 @@ RUNTIME_FIELDS = ('max_epsilon', 'num_iter', 'alpha', 'momentum', 'di_prob', 'ad
                   'vt_bound', 'pi_amplification', 'pi_gamma')
 
 ENSEMBLES = ('ens', 'svre')
-ESTIMATORS = ('svrg', 'saga', 'sarah')  # estimators.py
+ESTIMATORS = ('svrg', 'saga', 'sarah', 'svrg_is')  # estimators.py
 FUSIONS = ('logits', 'predictions', 'loss')
 OUTER_GRADS = ('auto', 'recompute', 'cache', 'shared')
 SI_AGGREGATES = ('sum', 'mean')
@@ -131,8 +131,9 @@ class AttackConfig:
     base: preset name, a key of PRESETS.
     ensemble: 'ens' (gradient of the fused ensemble loss) or 'svre' (SVR-Ens estimator).
     estimator: svre's inner gradient estimate (svrens_tf/attacks/estimators.py): 'svrg' (the
-        authors' fixed anchor), 'saga' (per-model gradient table) or 'sarah' (recursive);
-        saga and sarah take no outer_grad choice.  Anything but svrg needs ensemble 'svre'.
+        authors' fixed anchor), 'saga' (per-model gradient table), 'sarah' (recursive) or
+        'svrg_is' (svrg/cache, models drawn by importance); saga, sarah and svrg_is take no
+        outer_grad choice.  Anything but svrg needs ensemble 'svre'.
     fusion: ensemble loss, 'logits' (authors' code), 'predictions' or 'loss' (paper Eq. 1-3).
     aux_weight: weight of the aux-logits cross-entropy, for models that have aux logits.
     max_epsilon: L-inf budget in pixel units.  num_iter: outer iterations T.

@@ -5,14 +5,24 @@ current point x_m (x_0 = x_t, the anchor), for the gradient estimate g_m that it
 post-processes, normalises and accumulates.  Each estimator starts from the ensemble
 gradient g_ens at the anchor and, except svrg under outer_grad 'recompute'/'shared', from the
 K member gradients grad J_j(x_t) of the same ensemble pass (AttackConfig.outer_grad 'cache').
-Their per-direction pass counts (`passes`) are what svre.passes_per_outer_step adds up.
+Their per-direction pass counts (`passes`) are what svre.passes_per_outer_step adds up, and
+`choose` picks k_m: the schedule's index (uniform draws, or `model_indices`) unless the
+estimator draws its own.
 """
 import tensorflow as tf
 
 from svrens_tf.attacks import randomness
 
 
-class Svrg:
+class Estimator:
+    """What the estimators share: step m uses the scheduled surrogate."""
+
+    @staticmethod
+    def choose(m, scheduled, step_key, state):
+        return scheduled
+
+
+class Svrg(Estimator):
     """'svrg', the authors' SVR-Ens (docs/algorithm.md, "SVR-Ens"): a fixed anchor,
 
         g_m = grad J_k(x_m) - (grad J_k(x_t) - g_ens),
@@ -47,7 +57,7 @@ class Svrg:
         return pair[0] - (pair[1] - g_ens), state, 2
 
 
-class Saga:
+class Saga(Estimator):
     """'saga': a table phi_j of the last gradient seen of each surrogate instead of the fixed
     anchor (SAGA, Defazio et al. 2014), started from the ensemble pass (phi_j = grad J_j(x_t),
     gbar = g_ens):
@@ -82,7 +92,7 @@ class Saga:
         return g, (table, mean), 1
 
 
-class Sarah:
+class Sarah(Estimator):
     """'sarah': the recursive direction of SARAH / SPIDER (Nguyen et al. 2017; Fang et al.
     2018), each step correcting the previous estimate instead of the anchor's:
 
@@ -116,4 +126,54 @@ class Sarah:
         return g, (g, x_m), tf.where(m > 0, 2, 0)
 
 
-ESTIMATORS = {'svrg': Svrg, 'saga': Saga, 'sarah': Sarah}
+class ImportanceSvrg(Estimator):
+    """'svrg_is': svrg/cache with the surrogate of each step drawn by importance instead of
+    uniformly.  At the anchor, the ensemble pass's member gradients give each model a variance
+    proxy, s_j = sum over the batch's images of ||grad J_j(x_t) - g_ens||_2, and
+
+        p_j = (1 - MIX) / K + MIX s_j / sum_i s_i      (uniform if every s_j is 0),
+        k_m = #{j : p_0 + ... + p_j <= u_m},  u_m ~ U[0, 1) keyed by (step key, SCHEDULE, m),
+        g_m = (grad J_k(x_m) - grad J_k(x_t)) / (K p_k) + g_ens,
+
+    whose mean over k ~ p is svrg's over uniform k, g_ens + (1/K) sum_j (grad J_j(x_m) -
+    grad J_j(x_t)).  MIX = 0.5 keeps every p_j >= 1/(2K), so no weight exceeds 2.  One model
+    per step for the whole batch, as the oracle's passes are; the schedule, and so
+    `model_indices`, goes unused.  1 pass per inner step (2K + M per direction, as
+    svrg/cache); no outer_grad choice (the members are the ensemble pass's)."""
+    MIX = 0.5
+
+    @staticmethod
+    def uses_members(cfg):
+        return True
+
+    @staticmethod
+    def passes(cfg, num_models):
+        return 2 * num_models + cfg.inner_steps
+
+    @classmethod
+    def initial_state(cls, g_ens, members, x_anchor):
+        deviation = members - g_ens
+        proxy = tf.reduce_sum(tf.sqrt(tf.reduce_sum(
+            tf.square(deviation), axis=list(range(2, deviation.shape.rank)))), axis=1)
+        total = tf.reduce_sum(proxy)
+        uniform = tf.ones_like(proxy) / tf.cast(tf.size(proxy), proxy.dtype)
+        share = tf.where(total > 0, tf.math.divide_no_nan(proxy, total), uniform)
+        return g_ens, members, (1.0 - cls.MIX) * uniform + cls.MIX * share
+
+    @staticmethod
+    def choose(m, scheduled, step_key, state):
+        probabilities = state[2]
+        u = tf.random.stateless_uniform([], randomness.derive(step_key, randomness.SCHEDULE, m))
+        k = tf.reduce_sum(tf.cast(tf.cumsum(probabilities) <= u, tf.int32))
+        return tf.minimum(k, tf.size(probabilities) - 1)   # u above a rounded-down last sum
+
+    @staticmethod
+    def estimate(oracle, m, k, x_m, x_anchor, clean, labels, step_key, state):
+        g_ens, members, probabilities = state
+        inner_key = randomness.derive(step_key, randomness.INNER, m)
+        g_in = oracle.singles(k[None], x_m[None], clean, labels, inner_key[None])[0]
+        weight = 1.0 / (tf.cast(oracle.num_models, g_in.dtype) * tf.gather(probabilities, k))
+        return (g_in - tf.gather(members, k)) * weight + g_ens, state, 1
+
+
+ESTIMATORS = {'svrg': Svrg, 'saga': Saga, 'sarah': Sarah, 'svrg_is': ImportanceSvrg}

@@ -38,15 +38,17 @@ def svre_direction(oracle, x_anchor, clean, labels, g_ens, anchor_grads, step_mo
 
     g_ens: ensemble gradient at the anchor; anchor_grads: [K,...] grad J_k(x_anchor) from the
         ensemble pass (when `uses_members`) or None.
-    step_models: [M] int32 surrogate indices of the inner iterations.
+    step_models: [M] int32 surrogate indices of the inner iterations (the schedule, which an
+        estimator's `choose` may replace with its own draws).
     step_key: key of these draws; post_process: the attack's direction post-processing.
     """
     cfg, settings = oracle.cfg, oracle.settings
     estimator = ESTIMATORS[cfg.estimator]
 
     def inner_step(m, x_in, velocity, passes, state):
-        g, state, spent = estimator.estimate(oracle, m, step_models[m], x_in, x_anchor, clean,
-                                             labels, step_key, state)
+        k = estimator.choose(m, step_models[m], step_key, state)
+        g, state, spent = estimator.estimate(oracle, m, k, x_in, x_anchor, clean, labels,
+                                             step_key, state)
         g = post_process(g)
         velocity = updates.accumulate(velocity, updates.normalize(g), settings['inner_momentum'])
         x_in = updates.sign_step(x_in, velocity, settings['inner_step'], box)
