@@ -9,7 +9,7 @@ at (T, M) (`equal_pass_config`), and the tables add each row's paired difference
 
     python -m benchmarks.cifar10.transfer --seeds 3          # full benchmark
     python -m benchmarks.cifar10.transfer --quick            # a few images, two models
-    python -m benchmarks.cifar10.transfer --equal_passes --estimators svrg,saga,sarah \
+    python -m benchmarks.cifar10.transfer --equal_passes --estimators svrg,saga,sarah,svrg_is \
         --output_dir benchmarks/cifar10/results/equal_passes
 """
 import json
