@@ -30,8 +30,8 @@ def load_model(name, checkpoint_dir):
 
 
 class ModelCache:
-    """A loader that loads each (name, checkpoint_dir) once and keeps it, and hashes the
-    checkpoint each model was read from once (`checkpoint`)."""
+    """A loader that loads each (name, checkpoint_dir) once and keeps it, and takes the sha256
+    of the checkpoint each model was read from once (`checkpoint`)."""
 
     def __init__(self, load=None):
         self._load = load
@@ -46,14 +46,17 @@ class ModelCache:
 
     def checkpoint(self, name, checkpoint_dir):
         """{'path', 'sha256'} of the checkpoint model `name` was loaded from (its
-        `checkpoint_path`, as models.load sets it; sha256: models.checkpoint.sha256), or None
-        for a model its loader made without one."""
+        `checkpoint_path`, as models.load sets it; sha256: models.checkpoint.sha256, from the
+        digests its manifest check took where there was one), or None for a model its loader
+        made without one."""
         key = (name, checkpoint_dir)
         if key not in self._checkpoints:
-            path = getattr(self(name, checkpoint_dir), 'checkpoint_path', None)
+            model = self(name, checkpoint_dir)
+            path = getattr(model, 'checkpoint_path', None)
             if path is not None:
                 from svrens_tf.models import checkpoint
-                path = {'path': str(path), 'sha256': checkpoint.sha256(path)}
+                path = {'path': str(path), 'sha256': checkpoint.sha256(
+                    path, getattr(model, 'checkpoint_digests', None))}
             self._checkpoints[key] = path
         return self._checkpoints[key]
 

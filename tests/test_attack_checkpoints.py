@@ -1,15 +1,17 @@
 """The attack record names the checkpoint each surrogate was read from, with the sha256 of its
-bytes (hashed once per ModelCache); a resume from other bytes is refused naming the model, the
+bytes (each file hashed once per process: a manifest check's digests are reused); a resume from other bytes is refused naming the model, the
 same bytes under another path are accepted. A record written before a config field existed
 resumes when the field keeps its default, and is refused otherwise."""
+import collections
 import hashlib
 import json
+import os
 import shutil
 
 import pytest
 
-from svrens_tf import attacks, data, models, pipeline, report
-from svrens_tf.models import checkpoint
+from svrens_tf import attacks, data, files, models, pipeline, report
+from svrens_tf.models import checkpoint, manifest, zoo
 from test_checkpoint_loading import tiny, tiny_arrays, write_v1, write_v2  # noqa: F401 (fixtures)
 
 CFG = attacks.AttackConfig(base='i_fgsm', ensemble='ens', num_iter=1)
@@ -42,7 +44,8 @@ def test_the_record_names_each_checkpoint_and_a_resume_needs_its_bytes(
 
     hashed = []
     sha256 = checkpoint.sha256
-    monkeypatch.setattr(checkpoint, 'sha256', lambda path: hashed.append(path) or sha256(path))
+    monkeypatch.setattr(checkpoint, 'sha256', lambda path, digests=None: hashed.append(path)
+                        or sha256(path, digests))
     cache = cache_of({'a': prefix, 'b': v1_file})
     out = tmp_path / 'adv'
     for folder in (out, tmp_path / 'again'):      # one cache, two runs: each file hashed once
@@ -89,6 +92,33 @@ def test_the_record_names_each_checkpoint_and_a_resume_needs_its_bytes(
     record = json.loads((done / 'attack_run.json').read_text())
     assert loads == [] and record['settings']['checkpoint_sha256'] == {'a': sha_a, 'b': sha_b}
     assert record['invocations'][-1]['checkpoints'] == {}
+
+
+@pytest.mark.parametrize('installed', [True, False], ids=['manifest', 'by_hand'])
+def test_load_and_record_read_each_checkpoint_file_once(
+        installed, tiny, write_v2, nips17_pair, tmp_path, monkeypatch):
+    folder = tmp_path / 'ck' / 'tiny_zoo'
+    prefix = write_v2(weights(0), folder / 'model.ckpt')
+    shards = [prefix + '.data-00000-of-00001', prefix + '.index']
+    if installed:  # as svrens-download leaves it: the release's files and their manifest
+        (folder / 'README').write_text('tiny\n')
+        entry = zoo.ZooEntry('tiny_zoo', 'tiny', 'tiny.tar.gz')
+        manifest.write_manifest(folder, entry, 'model.ckpt')
+        monkeypatch.setitem(zoo.ZOO, 'tiny_zoo', entry)
+        cache, where = pipeline.ModelCache(), str(tmp_path / 'ck')  # the programs' loader
+        listed = [p for p in folder.iterdir() if p.name != manifest.MANIFEST]
+    else:
+        cache, where, listed = cache_of({'tiny_zoo': prefix}), None, shards
+    reads = collections.Counter()
+    sha256_file = files.sha256_file
+    monkeypatch.setattr(files, 'sha256_file',
+                        lambda path: reads.update([os.path.abspath(path)]) or sha256_file(path))
+    out = tmp_path / 'adv'
+    pipeline.attack_folder(nips17_pair, out, CFG, ['tiny_zoo'], batch_size=1,
+                           checkpoint_dir=where, models=cache)
+    assert reads == collections.Counter(os.path.abspath(p) for p in listed)
+    record = json.loads((out / 'attack_run.json').read_text())
+    assert record['settings']['checkpoint_sha256'] == {'tiny_zoo': expected_sha256(shards)}
 
 
 def test_a_record_from_before_a_new_config_field_resumes_only_at_its_default(

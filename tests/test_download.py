@@ -165,7 +165,11 @@ def test_interrupted_run_leaves_only_a_part_file_and_the_next_run_resumes(
 
     checkpoints.install('tiny_zoo', checkpoint_dir, base_url=server.url, progress=False)
     assert server.requests[-1] == ('/' + ARCHIVE, f'bytes={len(body) // 2}-')
-    assert os.path.isfile(manifest.installed_checkpoint('tiny_zoo', checkpoint_dir))
+    path, digests = manifest.installed_checkpoint('tiny_zoo', checkpoint_dir)
+    folder = checkpoint_dir / 'tiny_zoo' / 'tiny_2017'
+    assert os.path.isfile(path) and digests == {  # every listed file, as hashed by the check
+        os.path.abspath(folder / name): hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ('tiny.ckpt', 'README')}
 
 
 @pytest.mark.parametrize('problem', ['not_gzip', 'truncated_gzip', 'no_checkpoint',
@@ -223,7 +227,7 @@ def test_hand_placed_tarball_is_used_without_network(tiny_zoo, tmp_path):
     (checkpoint_dir / ARCHIVE).write_bytes(checkpoint_tarball(tiny_zoo, tmp_path))
     path = checkpoints.install('tiny_zoo', checkpoint_dir, base_url='http://127.0.0.1:9/',
                             progress=False)
-    assert path == manifest.installed_checkpoint('tiny_zoo', checkpoint_dir)
+    assert path == manifest.installed_checkpoint('tiny_zoo', checkpoint_dir)[0]
 
 
 def closed_port_url():

@@ -46,7 +46,7 @@ def install(name, checkpoint_dir=None, base_url=None, progress=True):
     checkpoint_dir = checkpoint_dir or manifest.default_checkpoint_dir()
     os.makedirs(checkpoint_dir, exist_ok=True)
     try:
-        path = manifest.installed_checkpoint(name, checkpoint_dir)
+        path, _ = manifest.installed_checkpoint(name, checkpoint_dir)
         print(f'{name}: verified checkpoint in {os.path.dirname(path)}')
         return path
     except CheckpointError as err:

@@ -61,16 +61,18 @@ def load(name, checkpoint=None, scope=None):
     checkpoint folder that svrens-download fills (`<name>/` inside). Folders written by
     svrens-download are re-hashed against their manifest first. The checkpoint's own scope may
     differ from `scope` (renamed copies such as Ens3AdvInceptionV3 load too). The model's
-    `checkpoint_path` is the V1 file or V2 prefix read. Raises CheckpointError naming the file
-    or variable at fault.
+    `checkpoint_path` is the V1 file or V2 prefix read, its `checkpoint_digests` the sha256 of
+    each file the manifest check hashed ({absolute path: sha256}; {} without a manifest), for
+    checkpoint.sha256. Raises CheckpointError naming the file or variable at fault.
     """
     from svrens_tf.models import manifest
     from svrens_tf.models.checkpoint import restore
     architectures = _architectures()
+    digests = {}
     if name in ZOO:
         arch = ZOO[name].arch
         if checkpoint is None or manifest.is_checkpoint_root(checkpoint, name):
-            checkpoint = manifest.installed_checkpoint(name, checkpoint)
+            checkpoint, digests = manifest.installed_checkpoint(name, checkpoint)
     elif name in architectures:
         arch = name
         if checkpoint is None:
@@ -79,10 +81,11 @@ def load(name, checkpoint=None, scope=None):
     else:
         raise ValueError(f'unknown model {name!r}; architectures: {", ".join(architectures)}; '
                          f'zoo: {", ".join(ZOO)}')
-    if os.path.isfile(os.path.join(checkpoint, manifest.MANIFEST)):
-        checkpoint = manifest.verified_checkpoint(checkpoint)  # a folder svrens-download wrote
+    if os.path.isfile(os.path.join(checkpoint, manifest.MANIFEST)):  # svrens-download wrote it
+        checkpoint, digests = manifest.verified_checkpoint(checkpoint)
     model = build(arch, scope)
     model.checkpoint_path = restore(model, checkpoint)  # run records name the files read
+    model.checkpoint_digests = digests
     return model
 
 

@@ -78,11 +78,14 @@ def checkpoint_files(path):
     return sorted(shards) + [path + '.index']
 
 
-def sha256(path):
+def sha256(path, digests=None):
     """Hex sha256 identifying the bytes of a resolved checkpoint, independent of its file names:
     the sha256 of the lines of its files' sha256s (checkpoint_files order). For a V2 prefix P:
-    `sha256sum P.data-* P.index | cut -c1-64 | sha256sum`."""
-    lines = ''.join(files.sha256_file(f) + '\n' for f in checkpoint_files(path))
+    `sha256sum P.data-* P.index | cut -c1-64 | sha256sum`. `digests`: {absolute path: sha256}
+    already taken of some of the files (manifest.verified_checkpoint's), not read again."""
+    digests = digests or {}
+    lines = ''.join((digests.get(os.path.abspath(f)) or files.sha256_file(f)) + '\n'
+                    for f in checkpoint_files(path))
     return hashlib.sha256(lines.encode()).hexdigest()
 
 

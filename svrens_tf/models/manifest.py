@@ -4,8 +4,10 @@ that was verified.
 Layout: `<checkpoint_dir>/<zoo name>/` holds what the release tarball held plus `manifest.json`
 (the sha256 and size of every file, written once the checkpoint was checked against the
 architecture's variable names and shapes). `installed_checkpoint` re-hashes the files so a
-changed or truncated file is noticed. Installing is svrens_tf/downloads/checkpoints.py's job;
-this module only reads and writes the record, so loading a model never imports downloading.
+changed or truncated file is noticed, and returns their digests with the path, so that the run
+record naming the checkpoint's bytes (checkpoint.sha256) need not read them again. Installing
+is svrens_tf/downloads/checkpoints.py's job; this module only reads and writes the record, so
+loading a model never imports downloading.
 """
 import glob
 import json
@@ -37,8 +39,9 @@ def is_checkpoint_root(folder, name):
 
 
 def installed_checkpoint(name, checkpoint_dir=None):
-    """Path of the verified checkpoint of zoo entry `name` in `checkpoint_dir` (default
-    folder if None), re-checked by `verified_checkpoint`; CheckpointError saying what to run."""
+    """(path, digests) of the verified checkpoint of zoo entry `name` in `checkpoint_dir`
+    (default folder if None), re-checked by `verified_checkpoint`; CheckpointError saying what
+    to run."""
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir()
     folder = os.path.join(checkpoint_dir, name)
     if not os.path.isfile(os.path.join(folder, MANIFEST)):
@@ -48,8 +51,9 @@ def installed_checkpoint(name, checkpoint_dir=None):
 
 
 def verified_checkpoint(folder):
-    """The checkpoint path recorded in `folder`/manifest.json, after re-checking the size and
-    sha256 of every file listed there; CheckpointError naming a changed or missing file."""
+    """(path, digests): the checkpoint path recorded in `folder`/manifest.json and {absolute
+    path: sha256} of every file listed there, after re-checking each one's size and sha256;
+    CheckpointError naming a changed or missing file."""
     folder = os.fspath(folder)
     manifest_path = os.path.join(folder, MANIFEST)
     try:
@@ -60,6 +64,7 @@ def verified_checkpoint(folder):
         raise CheckpointError(f'{manifest_path}: unreadable manifest ({err}); reinstall the '
                               'model with svrens-download') from None
     rerun = rerun_hint(name, os.path.dirname(os.path.abspath(folder)))
+    digests = {}
     for rel, record in listed.items():
         path = os.path.join(folder, rel)
         if not os.path.isfile(path):
@@ -68,9 +73,11 @@ def verified_checkpoint(folder):
         if size != record['bytes']:
             raise CheckpointError(f'{path}: {size} bytes, {record["bytes"]} when verified '
                                   f'(truncated or replaced); {rerun}')
-        if files.sha256_file(path) != record['sha256']:
+        digest = files.sha256_file(path)
+        if digest != record['sha256']:
             raise CheckpointError(f'{path}: content changed since it was verified; {rerun}')
-    return os.path.join(folder, relative)
+        digests[os.path.abspath(path)] = digest
+    return os.path.join(folder, relative), digests
 
 
 def rerun_hint(name, checkpoint_dir):
