@@ -1,5 +1,6 @@
 """Run an experiment plan's steps (svrens_tf/experiments.py) in one process, and its attacks
-as shards in parallel processes, one per GPU.
+as shards in parallel processes, one per GPU. `run_experiments(options, ...)` is run_attacks.sh's
+one call: plan, then print or run and log.
 
 `InProcess` (svrens_tf/cli/in_process.py) runs a step as `python -m svrens_tf.cli.PROGRAM`
 would, but in this process, with one pipeline.ModelCache shared by every step, so TF is
@@ -24,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 
+from svrens_tf import experiments
 from svrens_tf.cli.in_process import InProcess
+
 
 def determinism(steps):
     """True if an attack step asks for --deterministic, else None (runtime.configure's
@@ -44,13 +47,14 @@ def parse_shard(text):
 
 
 def check_shardable(steps, both=False):
-    """ValueError if the attack steps shard themselves already, or for --gpus with --shard."""
+    """experiments.PlanError if the attack steps shard themselves already, or for --gpus with
+    --shard."""
     if both:
-        raise ValueError('--gpus and --shard exclude each other')
+        raise experiments.PlanError('--gpus and --shard exclude each other')
     for step in steps:
         if step.program == 'attack' and {'num_shards', 'shard_index'} & set(dict(step.flags)):
-            raise ValueError('the plan shards its attacks itself: drop --num_shards and '
-                             '--shard_index from the svrens-attack flags')
+            raise experiments.PlanError('the plan shards its attacks itself: drop --num_shards '
+                                        'and --shard_index from the svrens-attack flags')
 
 
 def shard_steps(steps, shard_index, num_shards):
@@ -63,7 +67,6 @@ def shard_steps(steps, shard_index, num_shards):
 
 def run_attack_shard(steps, shard, log_path):
     """Shard `shard` = (I, N) of every attack step of the plan, in this process; exit status."""
-    from svrens_tf import experiments
     return experiments.execute(shard_steps(steps, *shard), log_path,
                                run_step=InProcess(deterministic=determinism(steps)))
 
@@ -72,7 +75,6 @@ def run_plan(steps, log_path, subprocesses=False, gpus=(), shard=None):
     """Run the plan: in this process (or one process per step with `subprocesses`), its
     attacks first in shards on `gpus` when given, or only shard `shard` = (I, N) of every
     attack; returns the exit status. Progress goes to the log at `log_path`."""
-    from svrens_tf import experiments
     log_path = pathlib.Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if shard:
@@ -91,12 +93,37 @@ def run_plan(steps, log_path, subprocesses=False, gpus=(), shard=None):
     return experiments.execute(steps, log_path, run_step=run_step)
 
 
+def run_experiments(options, dry_run=False, subprocesses=False, gpus=None, shard=None):
+    """run_attacks.sh: the plan of `options` (experiments.Options) printed (`dry_run`) or run as
+    run_plan runs it, logged to RESULTS/run_attacks.log with a first line naming the options
+    and a last one naming the report (a shard keeps its own log, without either); returns the
+    exit status. experiments.PlanError, before anything is fetched or written, for options that
+    a step would refuse or a plan that cannot be sharded."""
+    steps = experiments.build_plan(options)
+    if gpus or shard:
+        check_shardable(steps, gpus and shard)
+    if dry_run:
+        sys.stdout.write(experiments.format_plan(steps))
+        return 0
+    results = pathlib.Path(options.results_dir)
+    log_path = results / 'run_attacks.log'
+    if not shard:
+        results.mkdir(parents=True, exist_ok=True)
+        experiments.log(log_path, f'run_attacks.sh tables={options.tables} '
+                                  f'figures={options.figures} attacks={",".join(options.attacks)} '
+                                  f'ensembles={",".join(options.ensembles)} seeds={options.seeds} '
+                                  f'attack flags: {" ".join(options.attack_flags)}')
+    returncode = run_plan(steps, log_path, subprocesses, gpus, shard)
+    if returncode == 0 and not shard:
+        experiments.log(log_path, f'report: {results / "report.md"}')
+    return returncode
+
+
 def save_plan(steps, path):
     pathlib.Path(path).write_text(json.dumps([dataclasses.asdict(s) for s in steps]) + '\n')
 
 
 def load_plan(path):
-    from svrens_tf import experiments
     return [experiments.Step(**{**entry, 'flags': tuple(map(tuple, entry['flags']))})
             for entry in json.loads(pathlib.Path(path).read_text())]
 
@@ -131,7 +158,6 @@ def main(argv=None):
     steps = load_plan(argv[0])
     if len(argv) == 4:
         return run_attack_shard(steps, parse_shard(argv[3]), argv[1])
-    from svrens_tf import experiments
     return experiments.execute(steps, argv[1],
                                run_step=InProcess(deterministic=determinism(steps)))
 

@@ -5,13 +5,16 @@ that run_attacks.sh runs, built before anything runs so that it can be printed a
     print(format_plan(steps))          # what --dry_run prints
     execute(steps, 'results/run_attacks.log')
 
-A step is data (program and flags); `execute` runs each as `python -m svrens_tf.cli.PROGRAM`.
-Attack steps whose settings resolve to the same run (e.g. Figure 4's SVR-Ens at T = 10 and
-Table 2's SVR-Ens-MI-FGSM) are planned once and their folder shared. Every program resumes,
-so rerunning a plan skips the work already done.
+`Options` holds run_attacks.sh's flags (their help and parsing: its fields' metadata; HELP: its
+--help text); `executor.run_experiments` plans and runs them. A step is data (program and
+flags); `execute` runs each as `python -m svrens_tf.cli.PROGRAM`. Attack steps whose settings
+resolve to the same run (e.g. Figure 4's SVR-Ens at T = 10 and Table 2's SVR-Ens-MI-FGSM) are
+planned once and their folder shared. Every program resumes, so rerunning a plan skips the
+work already done.
 """
 import dataclasses
 import datetime
+import os
 import pathlib
 import shlex
 import shutil
@@ -27,6 +30,8 @@ TABLES = (1, 2, 3)
 FIGURES = (1, 2, 3, 4)
 FIRST_SEED = 1000
 NIPS17_DEV_IMAGES = 1000
+REPO = pathlib.Path(__file__).resolve().parents[1]   # run_attacks.sh's folder
+CHECKPOINT_DIR_ENV = 'SVRENS_CHECKPOINT_DIR'         # as svrens_tf/models/manifest.py's
 
 # The paper's figure designs (../shared/paper/README.md, "Figures").
 FIGURE_BASES = ('i_fgsm', 'mi_fgsm', 'si_ti_dim')        # the panels of Figures 2 and 3
@@ -65,26 +70,120 @@ class Step:
         return dict(self.flags).get(name)
 
 
+HELP = """run_attacks.sh: the paper's experiments end to end (attacks, evaluation, report).
+
+    ./run_attacks.sh [--tables 1,2,3] [--figures 1,2,3,4] [--attacks i_fgsm,mi_fgsm,...]
+                     [--ensembles ens,svre] [--seeds N] [--dataset_dir DIR]
+                     [--checkpoint_dir DIR] [--results_dir DIR]
+                     [--defenses bit_red,jpeg,...] [--defense_option jpeg.quality=75]...
+                     [--external_defense NAME=COMMAND]... [--eval_batch_size 10]
+                     [--dry_run] [--subprocesses] [--gpus 0,1,...] [--shard I/N]
+                     [-- svrens-attack flags]
+
+With neither --tables nor --figures, everything runs. --attacks and --ensembles choose the rows
+of Tables 1-3 (and of Figure 1, drawn from Table 2's runs), --attacks also the panels of Figures
+2 and 3 among I-FGSM, MI-FGSM and SI-TI-DIM; otherwise the figures run the paper's design:
+Figure 2 M = 0, 4, ..., 32 and Figure 3 beta = 0.1, 0.2, ..., 25.6, each for I-FGSM, MI-FGSM and
+SI-TI-DIM; Figure 4 MI-FGSM, Ens at T = 10, 20, ..., 90 and SVR-Ens (M = 16) at T = 1, ..., 10,
+alpha = eps / T. Seeds are 1000 (the authors'), 1001, ...; the report gives mean +- std over
+them. Flags after `--` go to every svrens-attack call (e.g. `-- --num_iter 1 --m_svrg 1
+--batch_size 2` for a smoke run); the experiment's own flags (surrogates, base, ensemble, seed,
+a figure's M, beta, T and alpha) come after them and win. Runs with equal settings are made once
+and shared (Figure 4's SVR-Ens at T = 10 is Table 2's SVR-Ens-MI-FGSM). --dry_run prints every
+command, one per line, with the attacks' single-model gradient passes and their total, and runs
+nothing. Checkpoints and the NIPS17 set are fetched with svrens-download on first use. Every
+attack folder keeps attack_run.json, every evaluation folder eval_run.json (flags, versions,
+seed, timings); this script's own log is RESULTS/run_attacks.log. Reruns resume.
+
+All steps run in this one process, which loads each checkpoint once (--subprocesses: one
+process per step, as svrens-attack/-evaluate/-report would be called by hand; the same files).
+--gpus 0,1,... runs the attacks in shards in parallel, one process per GPU, then evaluation
+and report; --shard I/N runs only shard I of N of every attack, for a scheduler's job array
+(docs/slurm.md). Either way the images are the bytes of a one-process run.
+"""
+
+
+class PlanError(ValueError):
+    """Options that some step of their plan would refuse, found before anything runs."""
+
+
+def comma_separated(text):
+    """('a', 'b') from 'a,b' (empty items dropped)."""
+    return tuple(v for v in text.split(',') if v)
+
+
+def _numbers(allowed, what):
+    def parse(text):
+        try:
+            values = tuple(int(v) for v in comma_separated(text))
+        except ValueError:
+            values = None
+        if values is None or not set(values) <= set(allowed):
+            raise ValueError(f'{text!r}: {what} from {allowed}')
+        return values
+    return parse
+
+
+def _names(allowed):
+    def parse(text):
+        values = comma_separated(text)
+        if not values or not set(values) <= set(allowed):
+            raise ValueError(f'{text!r}: choose from {", ".join(allowed)}')
+        return values
+    return parse
+
+
+def _count(text):
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError('takes a count >= 1')
+    return int(text)
+
+
+def _flag(help, parse=str, repeated=None, **default):
+    """An Options field that is also the run_attacks.sh flag of its name (cli/run_attacks.py
+    builds its parser from this metadata): `parse` reads the flag's text (ValueError: the
+    message to show); `repeated`: the name of a flag given once per value instead, the field
+    holding them all. `default` / `default_factory`: as for dataclasses.field."""
+    return dataclasses.field(**default, metadata={'help': help, 'parse': parse,
+                                                  'repeated': repeated})
+
+
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """What run_attacks.sh was asked for. `attacks` and `ensembles` select the tables' rows
-    (and Figure 1's, drawn from Table 2's runs), and `attacks` the panels of Figures 2 and 3
-    among FIGURE_BASES; otherwise the figures run the paper's design.
-    `attack_flags` (tokens after `--`) go to every svrens-attack call, before the experiment's
-    own flags (surrogates, base, ensemble, seed, a figure's swept M, beta or T), which win."""
-    tables: tuple = TABLES
-    figures: tuple = FIGURES
-    attacks: tuple = TABLE_ATTACKS
-    ensembles: tuple = ENSEMBLES
-    seeds: int = 1
-    dataset_dir: str = 'data/nips17'
-    checkpoint_dir: str = 'checkpoints'
-    results_dir: str = 'results'
-    defenses: typing.Optional[tuple] = None       # None: every in-process defense
-    defense_options: tuple = ()
-    external_defenses: tuple = ()
-    eval_batch_size: int = 10
+    """What run_attacks.sh was asked for (defaults: its own; with neither `tables` nor `figures`,
+    all of both). `attacks` and `ensembles` select the tables' rows (and Figure 1's, drawn from
+    Table 2's runs), and `attacks` the panels of Figures 2 and 3 among FIGURE_BASES; otherwise
+    the figures run the paper's design. `attack_flags` (tokens after `--`) go to every
+    svrens-attack call, before the experiment's own flags (surrogates, base, ensemble, seed, a
+    figure's swept M, beta or T), which win."""
+    tables: tuple = _flag('tables to run, e.g. 1,2', _numbers(TABLES, 'tables'), default=())
+    figures: tuple = _flag('figures to run, e.g. 2,4', _numbers(FIGURES, 'figures'), default=())
+    attacks: tuple = _flag("base attacks of the tables' rows and Figures 2-3' panels",
+                           _names(TABLE_ATTACKS), default=TABLE_ATTACKS)
+    ensembles: tuple = _flag("ens, svre or both (the tables' rows)", _names(ENSEMBLES),
+                             default=ENSEMBLES)
+    seeds: int = _flag('seeds 1000 ... 1000 + N - 1', _count, default=1)
+    dataset_dir: str = _flag('NIPS17 folder (fetched there when absent)',
+                             default=str(REPO / 'data' / 'nips17'))
+    checkpoint_dir: str = _flag(
+        'checkpoint folder (default: $SVRENS_CHECKPOINT_DIR, else checkpoints/)',
+        default_factory=lambda: os.environ.get(CHECKPOINT_DIR_ENV, str(REPO / 'checkpoints')))
+    results_dir: str = _flag('attacks, evaluations, report and log go here',
+                             default=str(REPO / 'results'))
+    defenses: typing.Optional[tuple] = _flag(  # None: every in-process defense
+        "Table 3's in-process defenses (default: all)", comma_separated, default=None)
+    defense_options: tuple = _flag('DEFENSE.OPTION=VALUE for Table 3 (repeatable)',
+                                   repeated='defense_option', default=())
+    external_defenses: tuple = _flag(
+        'NAME=COMMAND of a NIPS17 defense program for Table 3 (repeatable)',
+        repeated='external_defense', default=())
+    eval_batch_size: int = _flag('svrens-evaluate --batch_size', _count, default=10)
     attack_flags: tuple = ()
+
+    def __post_init__(self):
+        if not self.tables and not self.figures:  # neither asked for: everything runs
+            object.__setattr__(self, 'tables', TABLES)
+            object.__setattr__(self, 'figures', FIGURES)
 
 
 def parse_flag_tokens(tokens):
@@ -302,13 +401,16 @@ def _defense_downloads(options):
 
 def build_plan(options):
     """Every step of the requested tables and figures, for each seed, then the report;
-    ValueError (check_options) for an argument some step would refuse."""
-    check_options(options)
+    PlanError (check_options) for an argument some step would refuse."""
+    try:
+        check_options(options)
+    except ValueError as err:
+        raise PlanError(str(err)) from None
     planner = _Planner(options)
     tables, figures = set(options.tables), set(options.figures)
     panels = [base for base in FIGURE_BASES if base in options.attacks]
     if figures & {2, 3} and not panels:
-        raise ValueError(f'Figures 2 and 3 show {", ".join(FIGURE_BASES)}: --attacks '
+        raise PlanError(f'Figures 2 and 3 show {", ".join(FIGURE_BASES)}: --attacks '
                          f'({",".join(options.attacks)}) has none of them')
     for seed in range(FIRST_SEED, FIRST_SEED + options.seeds):
         if 1 in tables:

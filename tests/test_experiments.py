@@ -1,4 +1,5 @@
 """svrens_tf.experiments: the plan behind run_attacks.sh (no model is loaded, nothing runs)."""
+import dataclasses
 import re
 
 import pytest
@@ -11,7 +12,7 @@ ADV = ['ens3_adv_inc_v3', 'ens4_adv_inc_v3', 'ens_adv_incres_v2']
 
 
 def plan(tmp_path, *args):
-    options, dry_run = run_attacks.options_from(
+    options, _ = run_attacks.parse(
         ['--results_dir', str(tmp_path / 'results'), '--dataset_dir', str(tmp_path / 'nips'),
          *map(str, args)])
     return experiments.build_plan(options)
@@ -114,9 +115,32 @@ def test_smoke_flags_reach_every_attack_but_the_figures_sweeps_win(tmp_path):
                                   ['--ensembles', '']])
 def test_bad_options_are_refused(args, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_attacks.options_from(args)
+        run_attacks.parse(args)
     assert exit_info.value.code == 2
     assert args[0] in capsys.readouterr().err
+
+
+def test_each_flag_sets_its_options_field_and_unset_flags_keep_options_defaults(monkeypatch):
+    monkeypatch.setenv('SVRENS_CHECKPOINT_DIR', '/ck')
+    options, run = run_attacks.parse([])
+    assert options == experiments.Options() and options.checkpoint_dir == '/ck'
+    assert (options.tables, options.figures) == (experiments.TABLES, experiments.FIGURES)
+    assert run == {'dry_run': False, 'subprocesses': False, 'gpus': None, 'shard': None}
+    options, run = run_attacks.parse([
+        '--tables', '2', '--seeds', '3', '--defenses', 'jpeg,', '--defense_option',
+        'jpeg.quality=75', '--defense_option', 'jpeg.dct_method=INTEGER_FAST',
+        '--external_defense', 'a=run.sh', '--gpus', '0,1', '--dry_run', '--', '--num_iter', '1'])
+    assert options == experiments.Options(
+        tables=(2,), seeds=3, defenses=('jpeg',),
+        defense_options=('jpeg.quality=75', 'jpeg.dct_method=INTEGER_FAST'),
+        external_defenses=('a=run.sh',), attack_flags=('--num_iter', '1'))
+    assert options.figures == ()  # only what was asked for once one is given
+    assert run == {'dry_run': True, 'subprocesses': False, 'gpus': ('0', '1'), 'shard': None}
+    shown = run_attacks.parser().format_help()
+    assert shown.startswith(experiments.HELP)
+    for field in dataclasses.fields(experiments.Options):
+        if field.name != 'attack_flags':
+            assert f'--{field.metadata["repeated"] or field.name} ' in shown, field.name
 
 
 def test_flag_tokens():

@@ -1,5 +1,6 @@
 """Command-line programs (absl apps), one module per console script declared in setup.py: each
-parses its flags and makes one call into svrens_tf.pipeline (or svrens_tf.downloads).
+parses its flags and makes one call into svrens_tf.pipeline (or svrens_tf.downloads);
+run_attacks.py, behind run_attacks.sh, parses with argparse and calls svrens_tf.executor.
 
 What every program shares (importing this package sets up the first two before TensorFlow loads):
 - TensorFlow's start-up lines stay quiet: TF_CPP_MIN_LOG_LEVEL defaults to 2, and the lines
