@@ -9,8 +9,6 @@ released weights of the defenses (converted once into the project's weight store
 Reruns are cheap: verified files are kept, interrupted downloads resume. A failure ends with
 one line saying which URL or file, what failed and how to place the files by hand.
 """
-import sys
-
 from absl import app, flags
 
 from svrens_tf import cli
@@ -35,12 +33,12 @@ flags.DEFINE_string('dataset_url', None,
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    cli.check_usage(argv)
     if not FLAGS.models and not FLAGS.dataset and not FLAGS.defense:
         raise app.UsageError('nothing to do: pass --models, --dataset and/or --defense')
     # Imported here so that --help answers without importing TensorFlow.
-    from svrens_tf.downloads import checkpoints, defense_weights, fetch, nips17
+    from svrens_tf import downloads
+    from svrens_tf.downloads import defense_weights, fetch
     from svrens_tf.models import CheckpointError, zoo
     chosen = list(defense_weights.DEFENSES) if FLAGS.defense == ['all'] else FLAGS.defense
     unknown = [name for name in chosen if name not in defense_weights.DEFENSES]
@@ -49,15 +47,10 @@ def main(argv):
                              f'{", ".join(defense_weights.DEFENSES)}, all')
     names = list(zoo.ZOO) if FLAGS.models == ['all'] else FLAGS.models
     cli.check_zoo_names(names)
-    try:
-        for name in names:
-            checkpoints.install(name, FLAGS.checkpoint_dir, FLAGS.base_url)
-        if FLAGS.dataset:
-            nips17.download_dataset(FLAGS.dataset, FLAGS.dataset_url)
-        for name in chosen:
-            defense_weights.install(name, FLAGS.checkpoint_dir, FLAGS.defense_source)
-    except (fetch.FetchError, CheckpointError) as err:
-        sys.exit(f'svrens-download: {err}')
+    cli.exit_on((fetch.FetchError, CheckpointError), 'svrens-download', downloads.install,
+                names, FLAGS.dataset, chosen, checkpoint_dir=FLAGS.checkpoint_dir,
+                base_url=FLAGS.base_url, dataset_url=FLAGS.dataset_url,
+                defense_source=FLAGS.defense_source)
 
 
 def run():
