@@ -354,6 +354,10 @@ def test_model_indices_pick_the_inner_surrogates(linear_models, batch):
     assert not np.array_equal(a, b)
     with pytest.raises(ValueError):
         attacks.generate(linear_models, x, y, cfg, model_indices=only_first + 3)
+    # svrg_is draws its own surrogates: a replayed schedule would be silently ignored.
+    with pytest.raises(ValueError, match="'svrg_is' draws its own"):
+        attacks.generate(linear_models, x, y, attacks.AttackConfig(
+            base='mi_fgsm', num_iter=2, m_svrg=3, estimator='svrg_is'), model_indices=only_first)
 
 
 def test_tensor_io_and_no_retrace_on_the_next_batch(linear_models, batch):

@@ -16,6 +16,7 @@ from svrens_tf.attacks import randomness
 
 class Estimator:
     """What the estimators share: step m uses the scheduled surrogate."""
+    uses_schedule = True   # False: `choose` draws k itself, so `model_indices` is refused
 
     @staticmethod
     def choose(m, scheduled, step_key, state):
@@ -137,10 +138,11 @@ class ImportanceSvrg(Estimator):
 
     whose mean over k ~ p is svrg's over uniform k, g_ens + (1/K) sum_j (grad J_j(x_m) -
     grad J_j(x_t)).  MIX = 0.5 keeps every p_j >= 1/(2K), so no weight exceeds 2.  One model
-    per step for the whole batch, as the oracle's passes are; the schedule, and so
-    `model_indices`, goes unused.  1 pass per inner step (2K + M per direction, as
+    per step for the whole batch, as the oracle's passes are; the schedule goes unused, so
+    `model_indices` is refused.  1 pass per inner step (2K + M per direction, as
     svrg/cache); no outer_grad choice (the members are the ensemble pass's)."""
     MIX = 0.5
+    uses_schedule = False
 
     @staticmethod
     def uses_members(cfg):

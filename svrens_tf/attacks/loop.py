@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from svrens_tf.attacks import randomness, stages, svre
+from svrens_tf.attacks.estimators import ESTIMATORS
 from svrens_tf.attacks.gradients import GradientOracle
 from svrens_tf.attacks.updates import eps_box
 
@@ -97,6 +98,9 @@ def _schedule(model_indices, key, cfg, num_models):
     shape = (cfg.num_iter, cfg.inner_steps)
     if model_indices is None or not cfg.inner_steps:
         return randomness.model_schedule(key, *shape, num_models)
+    if cfg.ensemble == 'svre' and not ESTIMATORS[cfg.estimator].uses_schedule:
+        raise ValueError(f'model_indices: estimator {cfg.estimator!r} draws its own inner '
+                         'surrogates; replay a schedule with svrg, saga or sarah')
     indices = np.asarray(model_indices, np.int32).reshape(shape)
     if indices.size and (indices.min() < 0 or indices.max() >= num_models):
         raise ValueError(f'model_indices must lie in [0, {num_models})')
@@ -110,7 +114,8 @@ def attack(surrogates, x, y, cfg, model_indices=None):
         .logits/.aux_logits (aux may be None).
     y: true labels, or target labels when cfg.targeted.
     model_indices: optional int array [num_iter, m_svrg] of surrogate indices of the inner
-        steps (svre; ens has none and ignores it); drawn from cfg.seed and the batch when None.
+        steps (svre; ens has none and ignores it; svrg_is draws its own and refuses it); drawn
+        from cfg.seed and the batch when None.
     Returns AttackResult(x_adv tensor, gradient_passes): the single-model forward-backward
     passes the attack ran (an SI/Admix pass covers all copies of the batch).
     """
