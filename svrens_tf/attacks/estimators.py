@@ -58,7 +58,20 @@ class Svrg(Estimator):
         return pair[0] - (pair[1] - g_ens), state, 2
 
 
-class Saga(Estimator):
+class OnePassFromMembers(Estimator):
+    """Estimators that start from the ensemble pass's K member gradients and spend 1 pass per
+    inner step: 2K + M per direction."""
+
+    @staticmethod
+    def uses_members(cfg):
+        return True
+
+    @staticmethod
+    def passes(cfg, num_models):
+        return 2 * num_models + cfg.inner_steps
+
+
+class Saga(OnePassFromMembers):
     """'saga': a table phi_j of the last gradient seen of each surrogate instead of the fixed
     anchor (SAGA, Defazio et al. 2014), started from the ensemble pass (phi_j = grad J_j(x_t),
     gbar = g_ens):
@@ -68,14 +81,6 @@ class Saga(Estimator):
 
     1 pass per inner step (2K + M per direction).  The control variate of model k follows the
     inner iterate instead of staying at x_t; gbar is g_ens corrected by the table's drift."""
-
-    @staticmethod
-    def uses_members(cfg):
-        return True
-
-    @staticmethod
-    def passes(cfg, num_models):
-        return 2 * num_models + cfg.inner_steps
 
     @staticmethod
     def initial_state(g_ens, members, x_anchor):
@@ -127,7 +132,7 @@ class Sarah(Estimator):
         return g, (g, x_m), tf.where(m > 0, 2, 0)
 
 
-class ImportanceSvrg(Estimator):
+class ImportanceSvrg(OnePassFromMembers):
     """'svrg_is': svrg/cache with the surrogate of each step drawn by importance instead of
     uniformly.  At the anchor, the ensemble pass's member gradients give each model a variance
     proxy, s_j = sum over the batch's images of ||grad J_j(x_t) - g_ens||_2, and
@@ -143,14 +148,6 @@ class ImportanceSvrg(Estimator):
     svrg/cache); no outer_grad choice (the members are the ensemble pass's)."""
     MIX = 0.5
     uses_schedule = False
-
-    @staticmethod
-    def uses_members(cfg):
-        return True
-
-    @staticmethod
-    def passes(cfg, num_models):
-        return 2 * num_models + cfg.inner_steps
 
     @classmethod
     def initial_state(cls, g_ens, members, x_anchor):
