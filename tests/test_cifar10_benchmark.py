@@ -57,15 +57,18 @@ def test_equal_pass_configs_spend_the_svre_budget_exactly(preset, num_surrogates
     fields = dict(base=preset, max_epsilon=4.0, num_iter=10, m_svrg=4 * num_surrogates)
     svre = attacks.AttackConfig(**fields)
     budget = 10 * attacks.passes_per_outer_step(svre, num_surrogates)
-    for ensemble, estimator in [('ens', 'svrg'), ('svre', 'svrg'), ('svre', 'saga'),
-                                ('svre', 'sarah'), ('svre', 'svrg_is')]:
-        cfg = transfer.equal_pass_config(dict(fields, ensemble=ensemble, estimator=estimator),
-                                         budget, num_surrogates)
+    for ensemble, estimator in [('ens', 'svrg')] + [('svre', e) for e in transfer.ESTIMATOR_FIELDS]:
+        method = dict(fields, ensemble=ensemble, **transfer.ESTIMATOR_FIELDS[estimator])
+        assert transfer.svre_budget(method, num_surrogates) == budget
+        cfg = transfer.equal_pass_config(method, budget, num_surrogates)
         assert cfg.num_iter * attacks.passes_per_outer_step(cfg, num_surrogates) == budget
         assert cfg.alpha == pytest.approx(4.0 / cfg.num_iter) and cfg.beta == cfg.alpha
         assert (ensemble, estimator) != ('svre', 'svrg') or cfg == svre
         assert ensemble == 'svre' or cfg.num_iter == budget // num_surrogates
         assert ensemble == 'ens' or cfg.inner_steps >= 1
+        if estimator == 'svrg_cache':   # under DI the cache's saved passes buy inner steps
+            assert cfg.outer_grad == 'cache' and cfg.num_iter == 10
+            assert cfg.inner_steps == (7 if preset == 'ti_dim' else 4) * num_surrogates
     with pytest.raises(ValueError, match='exactly 7 passes'):
         transfer.equal_pass_config(dict(fields, ensemble='ens'), 7, 2)
 

@@ -9,7 +9,7 @@ at (T, M) (`equal_pass_config`), and the tables add each row's paired difference
 
     python -m benchmarks.cifar10.transfer --seeds 3          # full benchmark
     python -m benchmarks.cifar10.transfer --quick            # a few images, two models
-    python -m benchmarks.cifar10.transfer --equal_passes --estimators svrg,saga,sarah,svrg_is \
+    python -m benchmarks.cifar10.transfer --equal_passes --estimators svrg,saga,sarah,svrg_is,svrg_cache \
         --output_dir benchmarks/cifar10/results/equal_passes
 """
 import json
@@ -40,9 +40,14 @@ flags.DEFINE_list('pool', ['vgg', 'preact_resnet', 'inception', 'densenet'],
 flags.DEFINE_list('outside', ['separable'], 'black-box targets outside the pool (Table 2)')
 flags.DEFINE_list('presets', list(attacks.PRESETS), 'base attacks')
 flags.DEFINE_list('ensembles', ['ens', 'svre'], 'ensemble strategies')
-flags.DEFINE_list('estimators', ['svrg'], f'svre inner estimators, of {list(ESTIMATORS)}')
-flags.register_validator('estimators', lambda names: set(names) <= set(ESTIMATORS),
-                         f'--estimators: choose from {list(ESTIMATORS)}')
+# The inner-estimator choices: AttackConfig's estimators, and 'svrg_cache', the authors' svrg
+# with the anchor gradients cached even under DI (outer_grad 'cache'), so that at equal passes
+# the passes the cache saves become extra inner steps.
+ESTIMATOR_FIELDS = {**{name: dict(estimator=name) for name in ESTIMATORS},
+                    'svrg_cache': dict(estimator='svrg', outer_grad='cache')}
+flags.DEFINE_list('estimators', ['svrg'], f'svre inner estimators, of {list(ESTIMATOR_FIELDS)}')
+flags.register_validator('estimators', lambda names: set(names) <= set(ESTIMATOR_FIELDS),
+                         f'--estimators: choose from {list(ESTIMATOR_FIELDS)}')
 flags.DEFINE_bool('equal_passes', False, 'give every method the gradient passes per image of '
                   'svre at --num_iter and --m_svrg: Ens scales T, svre estimators M (or T)')
 flags.DEFINE_integer('seeds', 1, 'repetitions with seeds 1000, 1001, ...; tables show mean ± std')
@@ -90,16 +95,22 @@ def experiments(pool, outside):
 
 def attack_config(preset, ensemble, estimator, seed, num_surrogates):
     fields = dict(
-        base=preset, ensemble=ensemble, estimator=estimator, max_epsilon=FLAGS.max_epsilon,
+        base=preset, ensemble=ensemble, **ESTIMATOR_FIELDS[estimator],
+        max_epsilon=FLAGS.max_epsilon,
         num_iter=FLAGS.num_iter,
         m_svrg=FLAGS.m_svrg if FLAGS.m_svrg is not None else 4 * num_surrogates,
         ti_kernel_size=FLAGS.ti_kernel_size if attacks.PRESETS[preset].get('ti_kernel_size') else 0,
         seed=seed)
     if not FLAGS.equal_passes:
         return attacks.AttackConfig(**fields)
-    reference = attacks.AttackConfig(**{**fields, 'ensemble': 'svre', 'estimator': 'svrg'})
-    budget = reference.num_iter * attacks.passes_per_outer_step(reference, num_surrogates)
-    return equal_pass_config(fields, budget, num_surrogates)
+    return equal_pass_config(fields, svre_budget(fields, num_surrogates), num_surrogates)
+
+
+def svre_budget(fields, num_surrogates):
+    """Passes per image of the authors' SVR-Ens (svrg, outer_grad 'auto') at `fields`' T, M."""
+    reference = attacks.AttackConfig(**{**fields, 'ensemble': 'svre', 'estimator': 'svrg',
+                                        'outer_grad': 'auto'})
+    return reference.num_iter * attacks.passes_per_outer_step(reference, num_surrogates)
 
 
 def equal_pass_config(fields, budget, num_surrogates):
@@ -189,7 +200,7 @@ def markdown(records, plan, accuracies, summary, settings):
     (counted in 'seeds'); each non-svre row is followed by its paired difference to the svre
     row of its preset (same seed, same images).  `settings`: the
     run's SETTING_FLAGS values."""
-    order = [(p, e, m) for p in attacks.PRESETS for e in ENSEMBLES for m in ESTIMATORS]
+    order = [(p, e, m) for p in attacks.PRESETS for e in ENSEMBLES for m in ESTIMATOR_FIELDS]
     keys = sorted({method(r) for r in records}, key=order.index)
     holdouts = [(f'-{targets[0]}', label, targets[0])
                 for label, _, targets in plan if label != 'ensemble']
