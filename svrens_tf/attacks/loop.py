@@ -98,9 +98,10 @@ def _schedule(model_indices, key, cfg, num_models):
     shape = (cfg.num_iter, cfg.inner_steps)
     if model_indices is None or not cfg.inner_steps:
         return randomness.model_schedule(key, *shape, num_models)
-    if cfg.ensemble == 'svre' and not ESTIMATORS[cfg.estimator].uses_schedule:
+    if not ESTIMATORS[cfg.estimator].uses_schedule:   # inner steps: svre only
+        replayable = ', '.join(name for name, e in ESTIMATORS.items() if e.uses_schedule)
         raise ValueError(f'model_indices: estimator {cfg.estimator!r} draws its own inner '
-                         'surrogates; replay a schedule with svrg, saga or sarah')
+                         f'surrogates; replay a schedule with {replayable}')
     indices = np.asarray(model_indices, np.int32).reshape(shape)
     if indices.size and (indices.min() < 0 or indices.max() >= num_models):
         raise ValueError(f'model_indices must lie in [0, {num_models})')
