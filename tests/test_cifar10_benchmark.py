@@ -69,6 +69,10 @@ def test_equal_pass_configs_spend_the_svre_budget_exactly(preset, num_surrogates
         if estimator == 'svrg_cache':   # under DI the cache's saved passes buy inner steps
             assert cfg.outer_grad == 'cache' and cfg.num_iter == 10
             assert cfg.inner_steps == (7 if preset == 'ti_dim' else 4) * num_surrogates
+        if estimator == 'svrg_shared':  # 2 passes per inner step: the authors' T, M under DI
+            assert cfg.outer_grad == 'shared'
+            assert preset == 'mi_fgsm' or (cfg.num_iter, cfg.inner_steps) == (
+                10, 4 * num_surrogates)
     with pytest.raises(ValueError, match='exactly 7 passes'):
         transfer.equal_pass_config(dict(fields, ensemble='ens'), 7, 2)
 

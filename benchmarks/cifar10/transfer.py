@@ -9,7 +9,8 @@ at (T, M) (`equal_pass_config`), and the tables add each row's paired difference
 
     python -m benchmarks.cifar10.transfer --seeds 3          # full benchmark
     python -m benchmarks.cifar10.transfer --quick            # a few images, two models
-    python -m benchmarks.cifar10.transfer --equal_passes --estimators svrg,saga,sarah,svrg_is,svrg_cache \
+    python -m benchmarks.cifar10.transfer --equal_passes \
+        --estimators svrg,saga,sarah,svrg_is,svrg_cache,svrg_shared \
         --output_dir benchmarks/cifar10/results/equal_passes
 """
 import json
@@ -40,11 +41,14 @@ flags.DEFINE_list('pool', ['vgg', 'preact_resnet', 'inception', 'densenet'],
 flags.DEFINE_list('outside', ['separable'], 'black-box targets outside the pool (Table 2)')
 flags.DEFINE_list('presets', list(attacks.PRESETS), 'base attacks')
 flags.DEFINE_list('ensembles', ['ens', 'svre'], 'ensemble strategies')
-# The inner-estimator choices: AttackConfig's estimators, and 'svrg_cache', the authors' svrg
-# with the anchor gradients cached even under DI (outer_grad 'cache'), so that at equal passes
-# the passes the cache saves become extra inner steps.
+# The inner-estimator choices: AttackConfig's estimators, and two variants of the authors' svrg
+# under DI: 'svrg_cache', the anchor gradients cached (outer_grad 'cache'), so that at equal
+# passes the passes the cache saves become extra inner steps; 'svrg_shared', the anchor gradient
+# recomputed with the inner step's own transform draw (outer_grad 'shared', the textbook
+# control variate), at the authors' cost.
 ESTIMATOR_FIELDS = {**{name: dict(estimator=name) for name in ESTIMATORS},
-                    'svrg_cache': dict(estimator='svrg', outer_grad='cache')}
+                    'svrg_cache': dict(estimator='svrg', outer_grad='cache'),
+                    'svrg_shared': dict(estimator='svrg', outer_grad='shared')}
 flags.DEFINE_list('estimators', ['svrg'], f'svre inner estimators, of {list(ESTIMATOR_FIELDS)}')
 flags.register_validator('estimators', lambda names: set(names) <= set(ESTIMATOR_FIELDS),
                          f'--estimators: choose from {list(ESTIMATOR_FIELDS)}')
