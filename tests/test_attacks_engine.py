@@ -318,6 +318,20 @@ def wide_models():
             for _ in range(2)]
 
 
+def test_shared_draw_control_variate_cancels_at_the_anchor_under_di(wide_models):
+    """outer_grad 'shared': at inner step 0 (x_0 = x_t) grad J_k(x_0) and grad J_k(x_t) share
+    one DI draw and cancel, so g_0 = g_ens whichever model k is; with the authors' fresh
+    anchor draw ('recompute') or the ensemble pass's ('cache') they do not."""
+    x = np.clip(np.random.RandomState(0).uniform(-1, 1, (2, 32, 32, 3)), -1, 1).astype(np.float32)
+    y = np.array([0, 3])
+    for outer_grad in ('shared', 'recompute', 'cache'):
+        cfg = attacks.AttackConfig(base='ti_dim', ti_kernel_size=3, di_prob=1.0, num_iter=3,
+                                   m_svrg=1, outer_grad=outer_grad)
+        by_model = [attacks.generate(wide_models, x, y, cfg, model_indices=np.full((3, 1), k))
+                    for k in range(2)]
+        assert (np.abs(by_model[1] - by_model[0]).max() == 0.0) == (outer_grad == 'shared')
+
+
 @pytest.mark.parametrize('ensemble', ['ens', 'svre'])
 @pytest.mark.parametrize('base', sorted(attacks.PRESETS))
 def test_every_preset_stays_in_the_eps_box(wide_models, base, ensemble):
