@@ -96,10 +96,42 @@ def test_tables_pair_each_method_with_svre_by_seed():
     text = transfer.markdown(records, plan, {'a': 0.8, 'b': 0.8, 'z': 0.8}, '', settings)
     table1, table2 = text.split('## Table 1')[1].split('## Table 2')
     # saga gains 2 then 3 points on hold-out a (black-box average: 1 then 1.5)
-    assert '| svre_saga-mi_fgsm | 57.5 ± 7.8 | 55.0 ± 7.1 | 56.2 ± 7.4 | 10 | 8 | 120 | 2.0 ± 0.0 | 2 |' \
+    assert ('| svre_saga-mi_fgsm | 57.5 ± 7.8 | 55.0 ± 7.1 | 56.2 ± 7.4 |  | 10 | 8 | 120 | '
+            '2.0 ± 0.0 | 2 |') in table1
+    # records without per-image outcomes have no standard error over the images
+    assert '| Δ vs svre-mi_fgsm | 2.5 ± 0.7 | 0.0 ± 0.0 | 1.2 ± 0.4 | - |  |  |  |  | 2 |' \
         in table1
-    assert '| Δ vs svre-mi_fgsm | 2.5 ± 0.7 | 0.0 ± 0.0 | 1.2 ± 0.4 |  |  |  |  | 2 |' in table1
-    assert '| Δ vs svre-mi_fgsm | 0.0 ± 0.0 | 0.0 ± 0.0 | -2.5 ± 0.7 | -2.5 ± 0.7 |' in table2
+    assert '| Δ vs svre-mi_fgsm | 0.0 ± 0.0 | 0.0 ± 0.0 | -2.5 ± 0.7 | -2.5 ± 0.7 | - |' in table2
+
+
+def test_paired_difference_has_its_standard_error_over_the_images():
+    """Each image's black-box difference to svre, averaged over the seeds; its std / sqrt(n)."""
+    plan = transfer.experiments(['a', 'b'], ['z'])
+    settings = dict(num_iter=10, num_images=4, batch_size=4)
+    bits = {('svrg', 1000): '0011', ('svrg', 1001): '0101',
+            ('saga', 1000): '1011', ('saga', 1001): '1111'}
+    records = []
+    for (estimator, seed), z in bits.items():
+        for experiment, target, fooled in (('hold-out a', 'a', z), ('hold-out b', 'b', '0000'),
+                                           ('ensemble', 'z', z)):
+            images = {target: fooled} if experiment != 'ensemble' else {
+                'a': '1111', 'b': '1111', 'z': z}
+            if (estimator, seed, experiment) == ('saga', 1001, 'hold-out b'):
+                images = {}   # a record from before per-image outcomes
+            records.append(dict(
+                experiment=experiment, preset='mi_fgsm', ensemble='svre', estimator=estimator,
+                seed=seed, num_iter=10, m_svrg=8, seconds=1.0, gradient_passes=120,
+                passes_per_image=120.0, fooled_images=images,
+                success={t: 25.0 * o.count('1') for t, o in
+                         {'a': '1111', 'b': '1111', 'z': z, target: fooled}.items()}))
+    text = transfer.markdown(records, plan, {'a': 0.8, 'b': 0.8, 'z': 0.8}, '', settings)
+    table1, table2 = text.split('## Table 1')[1].split('## Table 2')
+    difference = np.mean([[1, 0, 0, 0], [1, 0, 1, 0]], 0)   # saga - svrg on z, per seed
+    se = 100 * np.std(difference, ddof=1) / 2
+    assert f'| 0.0 ± 0.0 | 0.0 ± 0.0 | 37.5 ± 17.7 | 37.5 ± 17.7 | {se:.1f} |' in table2
+    # Table 1: seed 1001 lacks hold-out b's outcomes; seed 1000 averages the two hold-outs
+    se1 = 100 * np.std(np.array([1, 0, 0, 0]) / 2, ddof=1) / 2
+    assert f'| 37.5 ± 17.7 | 0.0 ± 0.0 | 18.8 ± 8.8 | {se1:.1f} (1 of 2 seeds) |' in table1
 
 
 @pytest.fixture(scope='module')
@@ -151,6 +183,9 @@ def test_quick_mode_runs_both_tables_and_attacks_succeed_white_box(shared_dir, t
     assert by_key['ensemble', 'mi_fgsm', 'svre']['gradient_passes'] == 10 * (2 + 2 + 8)
     assert by_key['ensemble', 'ti_dim', 'svre']['gradient_passes'] == 10 * (2 + 8 + 8)
     assert result['gradient_passes'] == sum(r['gradient_passes'] for r in records)
+    for r in records:   # the per-image outcomes of the 10 images add up to the success rates
+        assert {t: 10.0 * bits.count('1') for t, bits in r['fooled_images'].items()} == \
+            r['success'] and {len(bits) for bits in r['fooled_images'].values()} == {10}
     table = (tmp_path / 'transfer.md').read_text()
     assert '| ens-mi_fgsm |' in table and '| svre-ti_dim |' in table and 'vgg*' in table
 

@@ -160,7 +160,7 @@ def run(zoo, x, y, plan, settings, records, save):
             enumerate(todo):
         surrogates = [surrogate_fns[n] for n in surrogate_names]
         cfg = attack_config(preset, ensemble, estimator, seed, len(surrogates))
-        fooled = {t: 0 for t in targets}
+        fooled = {t: [] for t in targets}
         passes = 0
         start = time.time()
         for i in range(0, len(x), FLAGS.batch_size):
@@ -169,13 +169,15 @@ def run(zoo, x, y, plan, settings, records, save):
             x_adv = result.x_adv.numpy()
             passes += result.gradient_passes
             for t in targets:
-                fooled[t] += int(np.sum(predict(zoo[t], x_adv) != y[i:i + FLAGS.batch_size]))
+                fooled[t].append(predict(zoo[t], x_adv) != y[i:i + FLAGS.batch_size])
             progress.add(1, [('cell', cell + 1)])
+        fooled = {t: np.concatenate(hits) for t, hits in fooled.items()}
         records.append(dict(
             experiment=label, surrogates=surrogate_names, preset=preset, ensemble=ensemble,
             estimator=estimator, seed=seed, num_iter=cfg.num_iter, m_svrg=cfg.inner_steps,
             ti_kernel_size=cfg.ti_kernel_size,
-            success={t: 100.0 * n / len(x) for t, n in fooled.items()},
+            success={t: 100.0 * int(hits.sum()) / len(x) for t, hits in fooled.items()},
+            fooled_images={t: ''.join(np.where(hits, '1', '0')) for t, hits in fooled.items()},
             gradient_passes=passes, passes_per_image=passes / batches,
             seconds=round(time.time() - start, 1)))
         save(records)
@@ -202,7 +204,9 @@ def markdown(records, plan, accuracies, summary, settings):
     each target, of the black-box average, and of the row's T, M, passes per image and attack
     seconds (summed over the table's cells), over the seeds that have every cell of the table
     (counted in 'seeds'); each non-svre row is followed by its paired difference to the svre
-    row of its preset (same seed, same images).  `settings`: the
+    row of its preset (same seed, same images), mean ± std over seeds, and the standard error
+    over the images of its black-box average (each image's difference averaged over the
+    seeds), which the std over seeds on one fixed image set leaves out.  `settings`: the
     run's SETTING_FLAGS values."""
     order = [(p, e, m) for p in attacks.PRESETS for e in ENSEMBLES for m in ESTIMATOR_FIELDS]
     keys = sorted({method(r) for r in records}, key=order.index)
@@ -222,9 +226,11 @@ def markdown(records, plan, accuracies, summary, settings):
                 record['seconds']]
 
     def per_seed(key, columns, black_box):
-        """{seed: [success per column, black-box average, T, M, passes/image, seconds]}:
-        the costs are averaged over the table's cells, seconds summed."""
-        rows = {}
+        """({seed: [success per column, black-box average, T, M, passes/image, seconds]},
+        {seed: each image's fooled fraction over the black-box columns}): the costs are
+        averaged over the table's cells, seconds summed; the second only for the seeds whose
+        records carry per-image outcomes (`fooled_images`; earlier records do not)."""
+        rows, images = {}, {}
         for seed in sorted({r['seed'] for r in records if method(r) == key}):
             cells = {r['experiment']: r for r in records if method(r) == key and r['seed'] == seed}
             if not all(exp in cells for _, exp, _ in columns):
@@ -233,27 +239,44 @@ def markdown(records, plan, accuracies, summary, settings):
             costs = np.array([cost(cells[exp]) for exp in dict.fromkeys(e for _, e, _ in columns)])
             average = np.mean([success[i] for i in black_box]) if black_box else None
             rows[seed] = success + [average] + list(costs[:, :3].mean(0)) + [costs[:, 3].sum()]
-        return rows
+            outcomes = [cells[columns[i][1]].get('fooled_images', {}).get(columns[i][2])
+                        for i in black_box]
+            if outcomes and None not in outcomes:
+                images[seed] = np.mean([[bit == '1' for bit in o] for o in outcomes], 0)
+        return rows, images
+
+    def image_se(images, reference, num_paired):
+        """Standard error over the images of the black-box difference, each image's averaged
+        over the seeds that both have, with their count where some seeds lack the outcomes."""
+        seeds = [s for s in images if s in reference]
+        if not seeds:
+            return '-'
+        difference = np.mean([images[s] - reference[s] for s in seeds], 0)
+        se = 100 * np.std(difference, ddof=1) / np.sqrt(len(difference))
+        partial = f' ({len(seeds)} of {num_paired} seeds)' if len(seeds) < num_paired else ''
+        return f'{se:.1f}{partial}'
 
     def table(columns, black_box):
         rows = []
         for key in keys:
-            values = per_seed(key, columns, black_box)
+            values, images = per_seed(key, columns, black_box)
             if not values:
                 continue
             columns_of = [[v[i] for v in values.values()] for i in range(len(columns) + 5)]
             rows.append([method_label(*key)] + [tables.mean_std(c) for c in columns_of[:-4]]
-                        + [f'{np.mean(c):g}' for c in columns_of[-4:-1]]
+                        + [''] + [f'{np.mean(c):g}' for c in columns_of[-4:-1]]
                         + [tables.mean_std(columns_of[-1]), len(values)])
-            reference = per_seed((key[0], 'svre', 'svrg'), columns, black_box)
+            reference, reference_images = per_seed((key[0], 'svre', 'svrg'), columns, black_box)
             paired = [seed for seed in values if seed in reference]
             if key[1:] != ('svre', 'svrg') and paired:
                 rows.append([f'Δ vs svre-{key[0]}'] + [
                     tables.mean_std([None if values[s][i] is None else
                                      values[s][i] - reference[s][i] for s in paired])
-                    for i in range(len(columns) + 1)] + [''] * 4 + [len(paired)])
+                    for i in range(len(columns) + 1)]
+                    + [image_se(images, reference_images, len(paired)) if black_box else '']
+                    + [''] * 4 + [len(paired)])
         header = ['attack'] + [title for title, _, _ in columns] + [
-            'black-box avg', 'T', 'M', 'passes/image', 'seconds', 'seeds']
+            'black-box avg', 'Δ SE (images)', 'T', 'M', 'passes/image', 'seconds', 'seeds']
         return tables.markdown_table(header, rows)
 
     zoo_table = tables.markdown_table(
@@ -314,7 +337,8 @@ def main(argv):
                f'{time.time() - start:.0f} s.' + (
                    ' Equal passes: every row spends the passes per image of svre at this T and '
                    'M (Ens with more steps, the estimators with their own M or T; alpha = eps/T, '
-                   'beta = alpha); Δ rows: paired difference to svre, same seed and images.'
+                   'beta = alpha); Δ rows: paired difference to svre, same seed and images, '
+                   'mean ± std over seeds, and its standard error over the images.'
                    if FLAGS.equal_passes else ''))
     table = markdown(records, plan, accuracies, summary, settings)
     files.write_atomic(out / 'transfer.md', table)
