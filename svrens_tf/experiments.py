@@ -14,7 +14,6 @@ work already done.
 """
 import dataclasses
 import datetime
-import os
 import pathlib
 import shlex
 import shutil
@@ -22,6 +21,7 @@ import subprocess
 import sys
 import typing
 
+from svrens_tf.models import zoo
 from svrens_tf.models.zoo import ADV_TRAINED, CLASSIFIERS, SURROGATES
 
 TABLE_ATTACKS = ('i_fgsm', 'mi_fgsm', 'tim', 'ti_dim', 'si_ti_dim')
@@ -31,7 +31,6 @@ FIGURES = (1, 2, 3, 4)
 FIRST_SEED = 1000
 NIPS17_DEV_IMAGES = 1000
 REPO = pathlib.Path(__file__).resolve().parents[1]   # run_attacks.sh's folder
-CHECKPOINT_DIR_ENV = 'SVRENS_CHECKPOINT_DIR'         # as svrens_tf/models/manifest.py's
 
 # The paper's figure designs (../shared/paper/README.md, "Figures").
 FIGURE_BASES = ('i_fgsm', 'mi_fgsm', 'si_ti_dim')        # the panels of Figures 2 and 3
@@ -167,7 +166,7 @@ class Options:
                              default=str(REPO / 'data' / 'nips17'))
     checkpoint_dir: str = _flag(
         'checkpoint folder (default: $SVRENS_CHECKPOINT_DIR, else checkpoints/)',
-        default_factory=lambda: os.environ.get(CHECKPOINT_DIR_ENV, str(REPO / 'checkpoints')))
+        default_factory=zoo.default_checkpoint_dir)
     results_dir: str = _flag('attacks, evaluations, report and log go here',
                              default=str(REPO / 'results'))
     defenses: typing.Optional[tuple] = _flag(  # None: every in-process defense

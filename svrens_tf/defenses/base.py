@@ -10,6 +10,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from svrens_tf.models import zoo
 from svrens_tf.models.zoo import IMAGE_SIZE
 from svrens_tf.outputs import split_outputs
 from svrens_tf.weights import store
@@ -59,8 +60,7 @@ def weights_folder(defense, weights=None, checkpoint_dir=None):
     if weights is not None:
         return pathlib.Path(weights)
     if checkpoint_dir is None:
-        from svrens_tf.models import manifest
-        checkpoint_dir = manifest.default_checkpoint_dir()
+        checkpoint_dir = zoo.default_checkpoint_dir()
     return pathlib.Path(checkpoint_dir) / defense
 
 

@@ -43,7 +43,7 @@ def install(name, checkpoint_dir=None, base_url=None, progress=True):
     Raises fetch.FetchError (one line, with how to place the file by hand) or CheckpointError.
     """
     entry = zoo_entry(name)
-    checkpoint_dir = checkpoint_dir or manifest.default_checkpoint_dir()
+    checkpoint_dir = checkpoint_dir or zoo.default_checkpoint_dir()
     os.makedirs(checkpoint_dir, exist_ok=True)
     try:
         path, _ = manifest.installed_checkpoint(name, checkpoint_dir)

@@ -21,7 +21,7 @@ import tempfile
 import zipfile
 
 from svrens_tf.downloads import fetch
-from svrens_tf.models import manifest
+from svrens_tf.models import zoo
 from svrens_tf.models.checkpoint import CheckpointError
 from svrens_tf.weights import pth, store
 
@@ -165,7 +165,7 @@ def install(defense, checkpoint_dir=None, source=None, progress=True):
     defense's release; keeps models whose files still match their manifest. Returns the folder.
     Raises fetch.FetchError or CheckpointError (one line, saying how to place files by hand)."""
     rel = release(defense)
-    checkpoint_dir = checkpoint_dir or manifest.default_checkpoint_dir()
+    checkpoint_dir = checkpoint_dir or zoo.default_checkpoint_dir()
     folder = pathlib.Path(checkpoint_dir) / defense
     folder.mkdir(parents=True, exist_ok=True)
     pending = []

@@ -1,5 +1,5 @@
-"""The checkpoint folder svrens-download fills, and the check that a checkpoint in it is the one
-that was verified.
+"""The layout of the checkpoint folder svrens-download fills (by default
+zoo.default_checkpoint_dir()), and the check that a checkpoint in it is the one that was verified.
 
 Layout: `<checkpoint_dir>/<zoo name>/` holds what the release tarball held plus `manifest.json`
 (the sha256 and size of every file, written once the checkpoint was checked against the
@@ -15,17 +15,10 @@ import os
 import pathlib
 
 from svrens_tf import files
-from svrens_tf.models import checkpoint
+from svrens_tf.models import checkpoint, zoo
 from svrens_tf.models.checkpoint import CheckpointError
 
 MANIFEST = 'manifest.json'
-CHECKPOINT_DIR_ENV = 'SVRENS_CHECKPOINT_DIR'
-
-
-def default_checkpoint_dir():
-    """$SVRENS_CHECKPOINT_DIR, else `checkpoints/` at the repository root."""
-    return os.environ.get(CHECKPOINT_DIR_ENV) or str(
-        pathlib.Path(__file__).resolve().parents[2] / 'checkpoints')
 
 
 def is_checkpoint_root(folder, name):
@@ -42,7 +35,7 @@ def installed_checkpoint(name, checkpoint_dir=None):
     """(path, digests) of the verified checkpoint of zoo entry `name` in `checkpoint_dir`
     (default folder if None), re-checked by `verified_checkpoint`; CheckpointError saying what
     to run."""
-    checkpoint_dir = checkpoint_dir or default_checkpoint_dir()
+    checkpoint_dir = checkpoint_dir or zoo.default_checkpoint_dir()
     folder = os.path.join(checkpoint_dir, name)
     if not os.path.isfile(os.path.join(folder, MANIFEST)):
         raise CheckpointError(f'no verified checkpoint of {name} in {folder}; '

@@ -1,9 +1,19 @@
 """Registry of the ten released TF-slim ImageNet checkpoints (download.tensorflow.org/models/),
-the image size they take, and the model lists of the paper's experiments."""
+the image size they take, the model lists of the paper's experiments, and the folder
+svrens-download installs them into."""
 import dataclasses
+import os
+import pathlib
 
 BASE_URL = 'http://download.tensorflow.org/models/'
 IMAGE_SIZE = 299  # side of the square RGB images (NIPS17) the models and defenses take
+CHECKPOINT_DIR_ENV = 'SVRENS_CHECKPOINT_DIR'
+
+
+def default_checkpoint_dir():
+    """$SVRENS_CHECKPOINT_DIR, else `checkpoints/` at the repository root."""
+    return os.environ.get(CHECKPOINT_DIR_ENV) or str(
+        pathlib.Path(__file__).resolve().parents[2] / 'checkpoints')
 
 
 @dataclasses.dataclass(frozen=True)
