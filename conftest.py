@@ -14,9 +14,9 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent
-SHARED = ROOT.parent / 'shared'
-SLIM_REFERENCE = SHARED / 'slim_reference'
+from benchmarks import SHARED_DIR
+
+SLIM_REFERENCE = SHARED_DIR / 'slim_reference'
 CKPT_SEED = 1234
 
 
@@ -29,10 +29,11 @@ def _import_from(path, name):
 
 @pytest.fixture(scope='session')
 def shared_dir():
-    """../shared beside the checkout; tests that need it skip where it is absent."""
-    if not SHARED.is_dir():
-        pytest.skip('../shared (reference data) is absent: run inside the svrens_tf environment')
-    return SHARED
+    """../shared beside the checkout (or $SVRENS_SHARED_DIR); tests needing it skip without it."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f'{SHARED_DIR} (reference data) is absent: run inside the svrens_tf '
+                    'environment or set $SVRENS_SHARED_DIR')
+    return SHARED_DIR
 
 
 @pytest.fixture(scope='session')

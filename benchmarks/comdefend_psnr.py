@@ -19,12 +19,12 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks import SHARED_DIR
 from svrens_tf.defenses import base, comdefend
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / 'shared'
 
-flags.DEFINE_string('input_dir', str(SHARED / 'nips17' / 'images'), 'Folder of 299x299 PNGs.')
-flags.DEFINE_string('weights', str(SHARED / 'comdefend'),
+flags.DEFINE_string('input_dir', str(SHARED_DIR / 'nips17' / 'images'), 'Folder of 299x299 PNGs.')
+flags.DEFINE_string('weights', str(SHARED_DIR / 'comdefend'),
                     'comdefend.npz or the folder of the released enc20/dec20 files.')
 flags.DEFINE_integer('num_images', 1000, 'How many images (sorted by name) to purify.')
 flags.DEFINE_integer('batch_size', 4, 'Images per purification call.')

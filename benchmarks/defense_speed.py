@@ -20,16 +20,15 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags
 
-from benchmarks import timing
+from benchmarks import SHARED_DIR, timing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / 'shared'
 TABLE3 = ('bit_red', 'jpeg', 'fd', 'rp', 'nips_r3', 'rs', 'comdefend', 'nrp', 'hgd')
 
 flags.DEFINE_list('defenses', list(TABLE3), 'Defenses (svrens_tf.defenses.NAMES).')
 flags.DEFINE_integer('num_images', 2, 'Images timed after the first call.')
 flags.DEFINE_integer('batch_size', 2, 'Images per defense call.')
-flags.DEFINE_string('images', str(SHARED / 'nips17' / 'images'), 'Folder of NIPS17 PNGs.')
+flags.DEFINE_string('images', str(SHARED_DIR / 'nips17' / 'images'), 'Folder of NIPS17 PNGs.')
 FLAGS = flags.FLAGS
 
 
@@ -41,7 +40,7 @@ def _zoo_model(zoo_name, checkpoint_dir):
 def _synthetic_state_dict(model):
     import importlib.util
     spec = importlib.util.spec_from_file_location(
-        'gen_weights', SHARED / 'torch_reference' / 'gen_weights.py')
+        'gen_weights', SHARED_DIR / 'torch_reference' / 'gen_weights.py')
     gen_weights = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen_weights)
     return gen_weights.generate_state_dict(gen_weights.load_manifest(model), 1234)
@@ -58,7 +57,7 @@ def _options(name, folder):
     elif name == 'hgd':
         return {'weights': lambda member: _synthetic_state_dict(f'hgd_{member}')}
     elif name == 'comdefend':
-        return {'weights': str(SHARED / 'comdefend')}
+        return {'weights': str(SHARED_DIR / 'comdefend')}
     return {}
 
 

@@ -17,6 +17,12 @@ Without a GPU the same sections run at smoke sizes (one ResNet surrogate at 64 p
 images, T = 1, M = 1, no XLA), to keep the script working; tests/test_gpu_check.py runs it.
 Writes gpu_check_<device>_<UTC time>.json and .md into --results_dir.
 
+It needs TensorFlow in the interpreter that runs it ('.[gpu,test]') and the reference data
+(../shared, or $SVRENS_SHARED_DIR: slim_reference/, and nips17/ for run_attacks), and stops
+with one message naming what is missing. A machine that gets only the checkout needs both
+carried: the slim_reference folder, dev_dataset.csv and the first ten images are about 8 MB,
+but TensorFlow's CUDA wheel alone is 572 MB.
+
     benchmarks/gpu_check.sh [--results_dir benchmarks/results]
 """
 import datetime
@@ -34,11 +40,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags
 
-from benchmarks import synthetic
+from benchmarks import SHARED_DIR, SHARED_DIR_ENV, synthetic
 from svrens_tf.models import zoo
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / 'shared'
 SECTIONS = ('conformance', 'attack', 'memory', 'run_attacks')
 XLA_ENV = {'TF_XLA_FLAGS': '--tf_xla_auto_jit=2'}
 NO_TF32 = {'NVIDIA_TF32_OVERRIDE': '0'}
@@ -60,7 +65,20 @@ def gpu_name():
         'import tensorflow as tf; g = tf.config.list_physical_devices("GPU"); '
         'print(tf.config.experimental.get_device_details(g[0]).get("device_name", "GPU") '
         'if g else "")')], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f'GPU check: TensorFlow does not import in {sys.executable} (install '
+                         f"'.[gpu,test]' there first):\n{done.stderr[-1500:]}")
     return done.stdout.strip() or None
+
+
+def require_reference_data(sections):
+    """Stop, naming the folder, when the reference data the sections read is absent."""
+    needed = ['slim_reference'] + (['nips17'] if 'run_attacks' in sections else [])
+    missing = [str(SHARED_DIR / name) for name in needed if not (SHARED_DIR / name).is_dir()]
+    if missing:
+        raise SystemExit(f'GPU check: reference data missing: {", ".join(missing)}. Put '
+                         f'../shared beside the checkout or point ${SHARED_DIR_ENV} at a copy '
+                         '(the conformance tests would otherwise skip, not fail).')
 
 
 class Check:
@@ -122,7 +140,7 @@ def conformance(check, sizes):
 def attack(check, sizes):
     import importlib.util
     spec = importlib.util.spec_from_file_location(
-        'compare_reference', SHARED / 'slim_reference' / 'compare_reference.py')
+        'compare_reference', SHARED_DIR / 'slim_reference' / 'compare_reference.py')
     compare_reference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare_reference)
     plain, xla = check.work / 'adv_plain', check.work / 'adv_xla'
@@ -151,12 +169,12 @@ def memory(check, sizes):
 def run_attacks(check, sizes):
     dataset = check.work / 'nips17'
     (dataset / 'images').mkdir(parents=True, exist_ok=True)
-    lines = (SHARED / 'nips17' / 'dev_dataset.csv').read_text().splitlines()
+    lines = (SHARED_DIR / 'nips17' / 'dev_dataset.csv').read_text().splitlines()
     rows = lines[1:1 + sizes['images']]
     (dataset / 'dev_dataset.csv').write_text('\n'.join([lines[0]] + rows) + '\n')
     for row in rows:
         name = row.split(',')[0] + '.png'
-        (dataset / 'images' / name).write_bytes((SHARED / 'nips17' / 'images' / name).read_bytes())
+        (dataset / 'images' / name).write_bytes((SHARED_DIR / 'nips17' / 'images' / name).read_bytes())
     checkpoints = synthetic.release_folder(zoo.CLASSIFIERS, check.work / 'release',
                                            check.work / 'ckpt')
     results = check.work / 'results'
@@ -194,6 +212,7 @@ def main(argv):
     unknown = set(FLAGS.sections) - set(SECTIONS)
     if unknown:
         raise app.UsageError(f'--sections: unknown {", ".join(sorted(unknown))}')
+    require_reference_data(FLAGS.sections)
     started = time.time()
     device = gpu_name()
     use_gpu = FLAGS.sizes == 'gpu' or (FLAGS.sizes == 'auto' and device is not None)

@@ -8,7 +8,9 @@ import json
 import pathlib
 import tarfile
 
-SLIM_REFERENCE = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'slim_reference'
+from benchmarks import SHARED_DIR
+
+SLIM_REFERENCE = SHARED_DIR / 'slim_reference'
 SEED = 1234
 
 

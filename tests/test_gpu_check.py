@@ -34,3 +34,16 @@ def test_cpu_smoke_run_writes_a_record_of_passing_steps(shared_dir, tmp_path):
     assert si_ti_dim['strategy'] == 'svre/recompute' and si_ti_dim['passes'] == 3
     markdown = record_path.with_suffix('.md').read_text()
     assert markdown.startswith('# GPU check: CPU') and '| attack | attack_speed | 0 |' in markdown
+
+
+def test_missing_reference_data_stops_before_any_step_naming_the_folder(tmp_path):
+    # On a machine that gets only the checkout, the conformance tests would skip and pass.
+    absent = tmp_path / 'absent'
+    done = subprocess.run(['bash', str(ROOT / 'benchmarks' / 'gpu_check.sh'), '--sizes=smoke',
+                           f'--results_dir={tmp_path}'], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, 'PYTHON': sys.executable,
+                                            'SVRENS_SHARED_DIR': str(absent)})
+    assert done.returncode != 0
+    assert str(absent / 'slim_reference') in done.stderr
+    assert str(absent / 'nips17') in done.stderr and 'SVRENS_SHARED_DIR' in done.stderr
+    assert not list(tmp_path.glob('gpu_check_*'))

@@ -11,10 +11,11 @@ import urllib.request
 import numpy as np
 from PIL import Image
 
+from benchmarks import SHARED_DIR
+
 CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
            'dog', 'frog', 'horse', 'ship', 'truck')
-SHARED_TARBALL = (pathlib.Path(__file__).resolve().parents[3]
-                  / 'shared' / 'cifar10' / 'cifar10-jpeg.tar.gz')
+SHARED_TARBALL = SHARED_DIR / 'cifar10' / 'cifar10-jpeg.tar.gz'
 STANDARD_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 
 
