@@ -15,9 +15,7 @@ import numpy as np
 import pytest
 
 from benchmarks import SHARED_DIR
-
-SLIM_REFERENCE = SHARED_DIR / 'slim_reference'
-CKPT_SEED = 1234
+from benchmarks.synthetic import SEED, SLIM_REFERENCE
 
 
 def _import_from(path, name):
@@ -83,7 +81,7 @@ def synthetic_checkpoint(slim_reference, tmp_path_factory):
         key = (arch, fmt, scope)
         if key not in cache:
             arrays = slim_reference.gen_ckpt.generate_arrays(
-                slim_reference.manifest(arch), CKPT_SEED)
+                slim_reference.manifest(arch), SEED)
             if scope:
                 arrays = {scope + '/' + n.split('/', 1)[1]: v for n, v in arrays.items()}
             folder = tmp_path_factory.mktemp(f'{arch}_{fmt}_{scope or "slim"}')
