@@ -1,6 +1,4 @@
 """Shared test fixtures: the ../shared reference folder and synthetic slim checkpoints."""
-import importlib.util
-import json
 import os
 import pathlib
 
@@ -14,15 +12,8 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 import numpy as np
 import pytest
 
-from benchmarks import SHARED_DIR
-from benchmarks.synthetic import SEED, SLIM_REFERENCE
-
-
-def _import_from(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import SHARED_DIR, shared_module
+from benchmarks.synthetic import SEED, SLIM_REFERENCE, manifest
 
 
 @pytest.fixture(scope='session')
@@ -38,13 +29,9 @@ def shared_dir():
 def slim_reference(shared_dir):
     """Namespace with gen_ckpt, compare_reference and manifest(arch) / reference(arch)."""
     class Ref:
-        gen_ckpt = _import_from(SLIM_REFERENCE / 'gen_ckpt.py', 'gen_ckpt')
-        compare_reference = _import_from(SLIM_REFERENCE / 'compare_reference.py',
-                                         'compare_reference')
-
-        @staticmethod
-        def manifest(arch):
-            return json.loads((SLIM_REFERENCE / f'{arch}.manifest.json').read_text())
+        gen_ckpt = shared_module('slim_reference/gen_ckpt.py')
+        compare_reference = shared_module('slim_reference/compare_reference.py')
+        manifest = staticmethod(manifest)
 
         @staticmethod
         def reference(arch):

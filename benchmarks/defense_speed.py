@@ -20,7 +20,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags
 
-from benchmarks import SHARED_DIR, timing
+from benchmarks import SHARED_DIR, shared_module, timing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TABLE3 = ('bit_red', 'jpeg', 'fd', 'rp', 'nips_r3', 'rs', 'comdefend', 'nrp', 'hgd')
@@ -38,11 +38,7 @@ def _zoo_model(zoo_name, checkpoint_dir):
 
 
 def _synthetic_state_dict(model):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'gen_weights', SHARED_DIR / 'torch_reference' / 'gen_weights.py')
-    gen_weights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen_weights)
+    gen_weights = shared_module('torch_reference/gen_weights.py')
     return gen_weights.generate_state_dict(gen_weights.load_manifest(model), 1234)
 
 

@@ -40,7 +40,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags
 
-from benchmarks import SHARED_DIR, SHARED_DIR_ENV, synthetic
+from benchmarks import SHARED_DIR, SHARED_DIR_ENV, shared_module, synthetic
 from svrens_tf.models import zoo
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -138,11 +138,7 @@ def conformance(check, sizes):
 
 
 def attack(check, sizes):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'compare_reference', SHARED_DIR / 'slim_reference' / 'compare_reference.py')
-    compare_reference = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare_reference)
+    compare_reference = shared_module('slim_reference/compare_reference.py')
     plain, xla = check.work / 'adv_plain', check.work / 'adv_xla'
     rows = attack_speed(check, 'attack', 'attack_speed', sizes, f'--outputs_dir={plain}')
     check.entries[-1]['rows'] = rows

@@ -3,12 +3,11 @@
 The seed-1234 arrays of ../shared/slim_reference/gen_ckpt.py, the same the conformance tests
 load, so a benchmark's models are the tested ones; written once per folder and reused.
 """
-import importlib.util
 import json
 import pathlib
 import tarfile
 
-from benchmarks import SHARED_DIR
+from benchmarks import SHARED_DIR, shared_module
 
 SLIM_REFERENCE = SHARED_DIR / 'slim_reference'
 SEED = 1234
@@ -18,13 +17,15 @@ def checkpoint(arch, work_dir):
     """Prefix of `arch`'s synthetic checkpoint under `work_dir`/<arch>/, written on first use."""
     prefix = pathlib.Path(work_dir) / arch / 'model.ckpt'
     if not prefix.with_suffix('.ckpt.index').exists():
-        spec = importlib.util.spec_from_file_location('gen_ckpt', SLIM_REFERENCE / 'gen_ckpt.py')
-        gen_ckpt = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(gen_ckpt)
-        manifest = json.loads((SLIM_REFERENCE / f'{arch}.manifest.json').read_text())
+        gen_ckpt = shared_module('slim_reference/gen_ckpt.py')
         prefix.parent.mkdir(parents=True, exist_ok=True)
-        gen_ckpt.write_tf1_checkpoint(gen_ckpt.generate_arrays(manifest, SEED), str(prefix))
+        gen_ckpt.write_tf1_checkpoint(gen_ckpt.generate_arrays(manifest(arch), SEED), str(prefix))
     return str(prefix)
+
+
+def manifest(arch):
+    """`arch`'s variable manifest (names, shapes, dtypes) from the slim reference folder."""
+    return json.loads((SLIM_REFERENCE / f'{arch}.manifest.json').read_text())
 
 
 def release_folder(names, folder, work_dir):

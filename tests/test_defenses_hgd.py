@@ -7,11 +7,10 @@ fixture) from the generator's state dicts, checked against the reference's diges
 Then the defense as `svrens-evaluate` builds it: converted weights on disk (Inception-v3 only,
 the smallest), absent weights, and state dicts with a missing or an unused key.
 """
-import importlib.util
-
 import numpy as np
 import pytest
 
+from benchmarks import shared_module
 from svrens_tf import defenses
 from svrens_tf.defenses import hgd
 from svrens_tf.defenses.hgd_nets import MEMBERS
@@ -19,20 +18,13 @@ from svrens_tf.models import CheckpointError
 from svrens_tf.weights import store
 
 
-def _import(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def torch_reference(shared_dir):
     folder = shared_dir / 'torch_reference'
 
     class Ref:
-        gen_weights = _import(folder / 'gen_weights.py')
-        compare = _import(folder / 'compare_torch_reference.py')
+        gen_weights = shared_module('torch_reference/gen_weights.py')
+        compare = shared_module('torch_reference/compare_torch_reference.py')
         data = compare.load_reference(folder / 'hgd.reference.npz')
         images = compare.reference_images(data, shared_dir / 'nips17' / 'images')
         assert compare.check_input(data, compare.input_01(images))

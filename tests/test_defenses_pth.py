@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import pth_writer
+from benchmarks import shared_module
 from svrens_tf.weights import pth
 
 
@@ -24,12 +25,7 @@ def tiny(shared_dir):
 
 @pytest.fixture(scope='module')
 def gen_weights(shared_dir):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'gen_weights', shared_dir / 'torch_reference' / 'gen_weights.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return shared_module('torch_reference/gen_weights.py')
 
 
 def _sha(array):

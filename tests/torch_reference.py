@@ -5,31 +5,22 @@ the reference's digest) once per session; `install(root, defense, model)` conver
 project's weight store under `root/<defense>/` once per session and returns `root`.
 """
 import functools
-import importlib.util
 import pathlib
 
+from benchmarks import SHARED_DIR, shared_module
 from svrens_tf.weights import store
 
-FOLDER = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'torch_reference'
+FOLDER = SHARED_DIR / 'torch_reference'
 NIPS17_IMAGES = FOLDER.parent / 'nips17' / 'images'
 GROUPS = {'nrp': 'nrp', 'nrp_resg': 'nrp_resg', 'cohen_resnet50': 'cohen_resnet50'}
 
 
-def _import(name):
-    spec = importlib.util.spec_from_file_location(name, FOLDER / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@functools.lru_cache(maxsize=None)
 def gen_weights():
-    return _import('gen_weights')
+    return shared_module('torch_reference/gen_weights.py')
 
 
-@functools.lru_cache(maxsize=None)
 def compare():
-    return _import('compare_torch_reference')
+    return shared_module('torch_reference/compare_torch_reference.py')
 
 
 @functools.lru_cache(maxsize=None)
