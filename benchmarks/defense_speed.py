@@ -20,7 +20,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags
 
-from benchmarks import SHARED_DIR, shared_module, timing
+from benchmarks import SHARED_DIR, shared_module, synthetic, timing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TABLE3 = ('bit_red', 'jpeg', 'fd', 'rp', 'nips_r3', 'rs', 'comdefend', 'nrp', 'hgd')
@@ -39,7 +39,7 @@ def _zoo_model(zoo_name, checkpoint_dir):
 
 def _synthetic_state_dict(model):
     gen_weights = shared_module('torch_reference/gen_weights.py')
-    return gen_weights.generate_state_dict(gen_weights.load_manifest(model), 1234)
+    return gen_weights.generate_state_dict(gen_weights.load_manifest(model), synthetic.SEED)
 
 
 def _options(name, folder):

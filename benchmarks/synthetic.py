@@ -1,7 +1,8 @@
 """Deterministic synthetic slim checkpoints for the benchmarks (../shared/slim_reference).
 
-The seed-1234 arrays of ../shared/slim_reference/gen_ckpt.py, the same the conformance tests
-load, so a benchmark's models are the tested ones; written once per folder and reused.
+The seed-1234 (SEED) arrays of ../shared/slim_reference/gen_ckpt.py, the same the conformance
+tests load, so a benchmark's models are the tested ones; written once per folder and reused.
+SEED is also the seed of the ../shared/torch_reference state dicts the defense benchmark uses.
 """
 import json
 import pathlib
