@@ -58,9 +58,10 @@ def test_equal_pass_configs_spend_the_svre_budget_exactly(preset, num_surrogates
     svre = attacks.AttackConfig(**fields)
     budget = 10 * attacks.passes_per_outer_step(svre, num_surrogates)
     for ensemble, estimator in [('ens', 'svrg')] + [('svre', e) for e in transfer.ESTIMATOR_FIELDS]:
-        method = dict(fields, ensemble=ensemble, **transfer.ESTIMATOR_FIELDS[estimator])
-        assert transfer.svre_budget(method, num_surrogates) == budget
-        cfg = transfer.equal_pass_config(method, budget, num_surrogates)
+        method = attacks.AttackConfig(**fields, ensemble=ensemble,
+                                      **transfer.ESTIMATOR_FIELDS[estimator])
+        assert attacks.authors_passes(method, num_surrogates) == budget
+        cfg = attacks.at_passes(method, budget, num_surrogates)
         assert cfg.num_iter * attacks.passes_per_outer_step(cfg, num_surrogates) == budget
         assert cfg.alpha == pytest.approx(4.0 / cfg.num_iter) and cfg.beta == cfg.alpha
         assert (ensemble, estimator) != ('svre', 'svrg') or cfg == svre
@@ -74,7 +75,7 @@ def test_equal_pass_configs_spend_the_svre_budget_exactly(preset, num_surrogates
             assert preset == 'mi_fgsm' or (cfg.num_iter, cfg.inner_steps) == (
                 10, 4 * num_surrogates)
     with pytest.raises(ValueError, match='exactly 7 passes'):
-        transfer.equal_pass_config(dict(fields, ensemble='ens'), 7, 2)
+        attacks.at_passes(attacks.AttackConfig(**fields, ensemble='ens'), 7, 2)
 
 
 def test_tables_pair_each_method_with_svre_by_seed():

@@ -5,7 +5,7 @@ Table 2 (ensemble): attack all four pool models; test on them (white-box) and on
 models outside the pool (black-box).  Every base preset x {ens, svre} x seeds, on test
 images that every zoo model classifies correctly; success rate = % misclassified.
 With --equal_passes every method gets the single-model gradient passes per image of SVR-Ens
-at (T, M) (`equal_pass_config`), and the tables add each row's paired difference to svre.
+at (T, M) (`attacks.at_passes`), and the tables add each row's paired difference to svre.
 
     python -m benchmarks.cifar10.transfer --seeds 3          # full benchmark
     python -m benchmarks.cifar10.transfer --quick            # a few images, two models
@@ -98,7 +98,9 @@ def experiments(pool, outside):
 
 
 def attack_config(preset, ensemble, estimator, seed, num_surrogates):
-    fields = dict(
+    """The AttackConfig of one cell; with --equal_passes at the passes per image of the
+    authors' SVR-Ens at --num_iter and --m_svrg (`attacks.at_passes`)."""
+    cfg = attacks.AttackConfig(
         base=preset, ensemble=ensemble, **ESTIMATOR_FIELDS[estimator],
         max_epsilon=FLAGS.max_epsilon,
         num_iter=FLAGS.num_iter,
@@ -106,35 +108,8 @@ def attack_config(preset, ensemble, estimator, seed, num_surrogates):
         ti_kernel_size=FLAGS.ti_kernel_size if attacks.PRESETS[preset].get('ti_kernel_size') else 0,
         seed=seed)
     if not FLAGS.equal_passes:
-        return attacks.AttackConfig(**fields)
-    return equal_pass_config(fields, svre_budget(fields, num_surrogates), num_surrogates)
-
-
-def svre_budget(fields, num_surrogates):
-    """Passes per image of the authors' SVR-Ens (svrg, outer_grad 'auto') at `fields`' T, M."""
-    reference = attacks.AttackConfig(**{**fields, 'ensemble': 'svre', 'estimator': 'svrg',
-                                        'outer_grad': 'auto'})
-    return reference.num_iter * attacks.passes_per_outer_step(reference, num_surrogates)
-
-
-def equal_pass_config(fields, budget, num_surrogates):
-    """The AttackConfig of `fields` whose T x (passes per outer step) is `budget`: T nearest
-    fields' num_iter that divides the budget, with the M >= 1 that fills it under svre (Ens: T
-    only); alpha = eps / T and beta = alpha.  ValueError if no (T, M) spends it exactly."""
-    start = fields['num_iter']
-    for num_iter in sorted(range(1, budget + 1), key=lambda t: (abs(t - start), t)):
-        if budget % num_iter:
-            continue
-        per_step = budget // num_iter
-        inner = range(1, per_step + 1) if fields['ensemble'] == 'svre' else [fields['m_svrg']]
-        for m_svrg in inner:
-            cfg = attacks.AttackConfig(**{**fields, 'num_iter': num_iter, 'm_svrg': m_svrg})
-            passes = attacks.passes_per_outer_step(cfg, num_surrogates)
-            if passes == per_step:
-                return cfg
-            if passes > per_step:
-                break
-    raise ValueError(f'no T and M give {fields} exactly {budget} passes per image')
+        return cfg
+    return attacks.at_passes(cfg, attacks.authors_passes(cfg, num_surrogates), num_surrogates)
 
 
 def method(record):
