@@ -230,3 +230,69 @@ def test_train_writes_weights_that_reproduce_the_recorded_accuracy(tmp_path):
     x, y = data.load(source, splits=('test',))['test']
     model = models.load('vgg', tmp_path)
     assert np.mean(transfer.predict(model, data.to_model_range(x)) == y) == record['test_accuracy']
+
+
+def write_equal_pass_run(folder, fooled, equal_passes=True):
+    """A transfer.json of pool (a, b) and outside model z on 100 images, where
+    fooled[(ensemble, estimator, seed)] = (images fooled on every hold-out, images fooled on z):
+    the first that many images of each."""
+    records = []
+    for (ensemble, estimator, seed), (holdout, outside) in fooled.items():
+        bits = {n: '1' * n + '0' * (100 - n) for n in (holdout, outside, 100)}
+        for experiment, images in (('hold-out a', {'a': bits[holdout]}),
+                                   ('hold-out b', {'b': bits[holdout]}),
+                                   ('ensemble', {'a': bits[100], 'b': bits[100],
+                                                 'z': bits[outside]})):
+            records.append(dict(
+                experiment=experiment, preset='mi_fgsm', ensemble=ensemble, estimator=estimator,
+                seed=seed, num_iter=10, m_svrg=8, seconds=2.0, gradient_passes=1200,
+                passes_per_image=120.0, fooled_images=images,
+                success={t: float(o.count('1')) for t, o in images.items()}))
+    settings = dict(pool=['a', 'b'], outside=['z'], num_images=100, batch_size=100,
+                    max_epsilon=4.0, num_iter=10, m_svrg=None, ti_kernel_size=3)
+    if equal_passes:
+        settings['equal_passes'] = True
+    folder.mkdir()
+    (folder / 'transfer.json').write_text(json.dumps(dict(settings=settings, records=records)))
+    return folder
+
+
+def test_equal_pass_verdict_applies_the_adoption_rule_per_cell(tmp_path):
+    """Δ >= 1 beyond 2 SEs (seeds' and images') with >= 3 seeds, in every cell it ran."""
+    from benchmarks.cifar10 import equal_passes
+    seeds = (1000, 1001, 1002)
+    fooled = {('svre', 'svrg', s): (50, 50) for s in seeds}
+    fooled.update({('svre', 'saga', s): (60 + i, 50) for i, s in enumerate(seeds)})   # T1 only
+    fooled.update({('svre', 'sarah', s): (55, 55) for s in seeds})       # both tables, +5
+    fooled.update({('svre', 'svrg_is', s): (60, 60) for s in seeds[:2]})  # 2 seeds only
+    fooled.update({('ens', 'svrg', s): (70, 70) for s in seeds})          # the baseline
+    first = write_equal_pass_run(tmp_path / 'one', fooled)
+    differences = equal_passes.verdict_tables(equal_passes.cells(first)).split('\n\n')[0]
+    rows = {line.split(' | ')[0][2:]: line.split(' | ')[1:] for line in differences.splitlines()}
+    # saga: +10, +11, +12 on the hold-outs; each image's gain averaged over the seeds
+    gain = np.mean([np.r_[np.ones(n), np.zeros(100 - n)] for n in (10, 11, 12)], 0)
+    se = 100 * np.std(gain, ddof=1) / 10
+    assert rows['saga'][0] == f'11.0 ± 1.0 [{se:.1f}] (3) ✓'
+    assert rows['saga'][1] == '0.0 ± 0.0 [0.0] (3)' and rows['saga'][2] == \
+        '1 of 2 cells: not adopted |'
+    se5 = 100 * np.std(np.r_[np.ones(5), np.zeros(95)], ddof=1) / 10   # 5.0 > 2 x 2.2
+    assert rows['sarah'][:2] == [f'5.0 ± 0.0 [{se5:.1f}] (3) ✓'] * 2
+    assert rows['sarah'][2] == '2 of 2 cells: adopted |'
+    assert rows['svrg_is'][0] == '10.0 ± 0.0 [3.0] (2)'   # fewer seeds than the protocol's 3
+    assert rows['ens'][0] == '20.0 ± 0.0 [4.0] (3)' and rows['ens'][2] == 'baseline |'
+    assert rows['SVR-Ens black-box avg'][:2] == ['50.0 ± 0.0', '50.0 ± 0.0']
+    # A second folder adds columns, and the verdict counts them.
+    fooled.update({('svre', 'sarah', s): (50, 50) for s in seeds})
+    second = write_equal_pass_run(tmp_path / 'two', fooled)
+    columns = equal_passes.cells(first) + equal_passes.cells(second)
+    assert [title for title, _ in columns] == ['mi_fgsm eps 4 T1', 'mi_fgsm eps 4 T2'] * 2
+    assert '| sarah |' in (line := [l for l in equal_passes.verdict_tables(columns).splitlines()
+                                    if l.startswith('| sarah |')][0])
+    assert line.endswith('| 2 of 4 cells: not adopted |')
+    # The threshold: at least 1 point, however steady the difference.
+    assert equal_passes.meets_rule(dict(delta=[1.0, 1.0, 1.0], image_se=0.1))
+    assert not equal_passes.meets_rule(dict(delta=[0.9, 0.9, 0.9], image_se=0.1))
+    assert not equal_passes.meets_rule(dict(delta=[1.0, 1.5, 2.0], image_se=0.8))   # images
+    assert not equal_passes.meets_rule(dict(delta=[0.0, 1.5, 3.0], image_se=0.1))   # seeds
+    with pytest.raises(Exception, match='not an --equal_passes run'):
+        equal_passes.cells(write_equal_pass_run(tmp_path / 'three', fooled, equal_passes=False))

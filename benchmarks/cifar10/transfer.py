@@ -174,81 +174,93 @@ def earlier_records(path, settings, accuracies):
     return earlier['records']
 
 
+def table_columns(plan):
+    """{'1': ..., '2': ...}: each table's (columns, black-box column indices); a column is
+    (title, experiment, target): Table 1 one per hold-out, Table 2 the ensemble's targets
+    (* white-box), black-box the targets outside the pool."""
+    holdouts = [(f'-{targets[0]}', label, targets[0])
+                for label, _, targets in plan if label != 'ensemble']
+    _, pool, targets = [p for p in plan if p[0] == 'ensemble'][0]
+    ensemble = [(f'{t}{"*" if t in pool else ""}', 'ensemble', t) for t in targets]
+    return {'1': (holdouts, list(range(len(holdouts)))),
+            '2': (ensemble, [i for i, t in enumerate(targets) if t not in pool])}
+
+
+def seed_rows(records, key, columns, black_box, settings):
+    """({seed: [success per column, black-box average, T, M, passes/image, seconds]},
+    {seed: each image's fooled fraction over the black-box columns}) of method `key` over the
+    seeds that have every cell of the table: T, M and passes per image averaged over its
+    cells, seconds summed; the second only for the seeds whose records carry per-image
+    outcomes (`fooled_images`; earlier records do not).  Records from before --equal_passes
+    lack T and passes per image: their T is --num_iter, their batches all alike."""
+    batches = -(-settings['num_images'] // settings['batch_size'])
+    rows, images = {}, {}
+    for seed in sorted({r['seed'] for r in records if method(r) == key}):
+        cells = {r['experiment']: r for r in records if method(r) == key and r['seed'] == seed}
+        if not all(exp in cells for _, exp, _ in columns):
+            continue
+        success = [cells[exp]['success'][target] for _, exp, target in columns]
+        costs = np.array([[cells[exp].get('num_iter', settings['num_iter']), cells[exp]['m_svrg'],
+                           cells[exp].get('passes_per_image',
+                                          cells[exp]['gradient_passes'] / batches),
+                           cells[exp]['seconds']]
+                          for exp in dict.fromkeys(e for _, e, _ in columns)])
+        average = np.mean([success[i] for i in black_box]) if black_box else None
+        rows[seed] = success + [average] + list(costs[:, :3].mean(0)) + [costs[:, 3].sum()]
+        outcomes = [cells[columns[i][1]].get('fooled_images', {}).get(columns[i][2])
+                    for i in black_box]
+        if outcomes and None not in outcomes:
+            images[seed] = np.mean([[bit == '1' for bit in o] for o in outcomes], 0)
+    return rows, images
+
+
+def image_se(images, reference):
+    """(standard error over the images of the black-box difference in points, seeds used):
+    each image's difference averaged over the seeds that both have; (None, 0) if none."""
+    seeds = [s for s in images if s in reference]
+    if not seeds:
+        return None, 0
+    difference = np.mean([images[s] - reference[s] for s in seeds], 0)
+    return 100 * np.std(difference, ddof=1) / np.sqrt(len(difference)), len(seeds)
+
+
 def markdown(records, plan, accuracies, summary, settings):
     """The two tables and the zoo.  Rows: preset x method; cells: mean ± std over seeds of
     each target, of the black-box average, and of the row's T, M, passes per image and attack
-    seconds (summed over the table's cells), over the seeds that have every cell of the table
-    (counted in 'seeds'); each non-svre row is followed by its paired difference to the svre
-    row of its preset (same seed, same images), mean ± std over seeds, and the standard error
-    over the images of its black-box average (each image's difference averaged over the
-    seeds), which the std over seeds on one fixed image set leaves out.  `settings`: the
-    run's SETTING_FLAGS values."""
+    seconds (`seed_rows`), with the number of seeds; each non-svre row is followed by its
+    paired difference to the svre row of its preset (same seed, same images), mean ± std over
+    seeds, and the standard error over the images of its black-box average (`image_se`),
+    which the std over seeds on one fixed image set leaves out.  `settings`: the run's
+    SETTING_FLAGS values."""
     order = [(p, e, m) for p in attacks.PRESETS for e in ENSEMBLES for m in ESTIMATOR_FIELDS]
     keys = sorted({method(r) for r in records}, key=order.index)
-    holdouts = [(f'-{targets[0]}', label, targets[0])
-                for label, _, targets in plan if label != 'ensemble']
-    ensemble_row = [p for p in plan if p[0] == 'ensemble'][0]
-    pool = ensemble_row[1]
-    ensemble_cols = [(f'{t}{"*" if t in pool else ""}', 'ensemble', t) for t in ensemble_row[2]]
+    pool = [p for p in plan if p[0] == 'ensemble'][0][1]
 
-    batches = -(-settings['num_images'] // settings['batch_size'])
-
-    def cost(record):
-        """T, M, passes per image and seconds (records from before --equal_passes lack the
-        first and third: their T is --num_iter, their batches all alike)."""
-        return [record.get('num_iter', settings['num_iter']), record['m_svrg'],
-                record.get('passes_per_image', record['gradient_passes'] / batches),
-                record['seconds']]
-
-    def per_seed(key, columns, black_box):
-        """({seed: [success per column, black-box average, T, M, passes/image, seconds]},
-        {seed: each image's fooled fraction over the black-box columns}): the costs are
-        averaged over the table's cells, seconds summed; the second only for the seeds whose
-        records carry per-image outcomes (`fooled_images`; earlier records do not)."""
-        rows, images = {}, {}
-        for seed in sorted({r['seed'] for r in records if method(r) == key}):
-            cells = {r['experiment']: r for r in records if method(r) == key and r['seed'] == seed}
-            if not all(exp in cells for _, exp, _ in columns):
-                continue
-            success = [cells[exp]['success'][target] for _, exp, target in columns]
-            costs = np.array([cost(cells[exp]) for exp in dict.fromkeys(e for _, e, _ in columns)])
-            average = np.mean([success[i] for i in black_box]) if black_box else None
-            rows[seed] = success + [average] + list(costs[:, :3].mean(0)) + [costs[:, 3].sum()]
-            outcomes = [cells[columns[i][1]].get('fooled_images', {}).get(columns[i][2])
-                        for i in black_box]
-            if outcomes and None not in outcomes:
-                images[seed] = np.mean([[bit == '1' for bit in o] for o in outcomes], 0)
-        return rows, images
-
-    def image_se(images, reference, num_paired):
-        """Standard error over the images of the black-box difference, each image's averaged
-        over the seeds that both have, with their count where some seeds lack the outcomes."""
-        seeds = [s for s in images if s in reference]
-        if not seeds:
+    def image_se_cell(images, reference, num_paired):
+        se, seeds = image_se(images, reference)
+        if se is None:
             return '-'
-        difference = np.mean([images[s] - reference[s] for s in seeds], 0)
-        se = 100 * np.std(difference, ddof=1) / np.sqrt(len(difference))
-        partial = f' ({len(seeds)} of {num_paired} seeds)' if len(seeds) < num_paired else ''
-        return f'{se:.1f}{partial}'
+        return f'{se:.1f}' + (f' ({seeds} of {num_paired} seeds)' if seeds < num_paired else '')
 
     def table(columns, black_box):
         rows = []
         for key in keys:
-            values, images = per_seed(key, columns, black_box)
+            values, images = seed_rows(records, key, columns, black_box, settings)
             if not values:
                 continue
             columns_of = [[v[i] for v in values.values()] for i in range(len(columns) + 5)]
             rows.append([method_label(*key)] + [tables.mean_std(c) for c in columns_of[:-4]]
                         + [''] + [f'{np.mean(c):g}' for c in columns_of[-4:-1]]
                         + [tables.mean_std(columns_of[-1]), len(values)])
-            reference, reference_images = per_seed((key[0], 'svre', 'svrg'), columns, black_box)
+            reference, reference_images = seed_rows(records, (key[0], 'svre', 'svrg'), columns,
+                                                    black_box, settings)
             paired = [seed for seed in values if seed in reference]
             if key[1:] != ('svre', 'svrg') and paired:
                 rows.append([f'Δ vs svre-{key[0]}'] + [
                     tables.mean_std([None if values[s][i] is None else
                                      values[s][i] - reference[s][i] for s in paired])
                     for i in range(len(columns) + 1)]
-                    + [image_se(images, reference_images, len(paired)) if black_box else '']
+                    + [image_se_cell(images, reference_images, len(paired)) if black_box else '']
                     + [''] * 4 + [len(paired)])
         header = ['attack'] + [title for title, _, _ in columns] + [
             'black-box avg', 'Δ SE (images)', 'T', 'M', 'passes/image', 'seconds', 'seeds']
@@ -258,15 +270,15 @@ def markdown(records, plan, accuracies, summary, settings):
         ['model', 'test accuracy (%)', 'role'],
         [[name, f'{100 * acc:.2f}', 'pool' if name in pool else 'outside']
          for name, acc in accuracies.items()])
-    outside = [i for i, (_, _, t) in enumerate(ensemble_cols) if t not in pool]
+    columns = table_columns(plan)
     return '\n\n'.join(part.rstrip('\n') for part in [
         '# CIFAR-10 transfer benchmark (Ens vs SVR-Ens)',
         summary,
         '## Zoo\n\n' + zoo_table,
         '## Table 1: hold-out (attack the other three pool models, test on the named one)\n\n'
-        + table(holdouts, list(range(len(holdouts)))),
+        + table(*columns['1']),
         '## Table 2: ensemble of the four pool models (* white-box, others black-box)\n\n'
-        + table(ensemble_cols, outside),
+        + table(*columns['2']),
     ]) + '\n'
 
 
