@@ -294,5 +294,7 @@ def test_equal_pass_verdict_applies_the_adoption_rule_per_cell(tmp_path):
     assert not equal_passes.meets_rule(dict(delta=[0.9, 0.9, 0.9], image_se=0.1))
     assert not equal_passes.meets_rule(dict(delta=[1.0, 1.5, 2.0], image_se=0.8))   # images
     assert not equal_passes.meets_rule(dict(delta=[0.0, 1.5, 3.0], image_se=0.1))   # seeds
+    with pytest.raises(Exception, match='nowhere/transfer.json: no such file'):
+        equal_passes.cells(tmp_path / 'nowhere')
     with pytest.raises(Exception, match='not an --equal_passes run'):
         equal_passes.cells(write_equal_pass_run(tmp_path / 'three', fooled, equal_passes=False))

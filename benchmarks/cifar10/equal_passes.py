@@ -33,7 +33,10 @@ def cells(path):
     """[(column title, {row: cell})] of one results folder, a column per preset and table, a
     row per method ('ens', or svre's estimator: 'svrg' is SVR-Ens): its black-box averages,
     paired differences to SVR-Ens and costs over the seeds."""
-    run = json.loads((pathlib.Path(path) / 'transfer.json').read_text())
+    source = pathlib.Path(path) / 'transfer.json'
+    if not source.is_file():
+        raise app.UsageError(f'{source}: no such file (name a results folder of transfer)')
+    run = json.loads(source.read_text())
     settings, records = run['settings'], run['records']
     if not settings.get('equal_passes'):
         raise app.UsageError(f'{path}: not an --equal_passes run')
@@ -88,8 +91,9 @@ def verdict_tables(columns):
         met = sum(meets_rule(cell) for cell in judged)
         return f'{met} of {len(judged)} cells: {"adopted" if met == len(judged) else "not adopted"}'
 
-    differences = [['SVR-Ens black-box avg'] + [tables.mean_std(column['svrg']['average'])
-                                                for _, column in columns] + ['']]
+    differences = [['SVR-Ens black-box avg'] + [
+        tables.mean_std(column['svrg']['average'] if 'svrg' in column else [])
+        for _, column in columns] + ['']]
     differences += [[row] + [delta(row, column[row]) if row in column else ''
                              for _, column in columns] + [verdict(row)]
                     for row in rows if row != 'svrg']
