@@ -45,19 +45,19 @@ def cells(path):
     for preset in [p for p in attacks.PRESETS if p in {m[0] for m in methods}]:
         for table, (columns, black_box) in transfer.table_columns(
                 transfer.experiments(settings['pool'], settings['outside'])).items():
-            svre = transfer.seed_rows(records, (preset, 'svre', 'svrg'), columns, black_box,
-                                      settings)
+            reference, reference_images = transfer.seed_rows(
+                records, (preset, 'svre', 'svrg'), columns, black_box, settings)
             column = {}
             average, passes, seconds = len(columns), len(columns) + 3, len(columns) + 4
             for key in [m for m in methods if m[0] == preset]:
                 rows, images = transfer.seed_rows(records, key, columns, black_box, settings)
-                paired = [s for s in rows if s in svre[0]]
+                paired = [s for s in rows if s in reference]
                 if not paired:
                     continue
                 column['ens' if key[1] == 'ens' else key[2]] = dict(
                     average=[rows[s][average] for s in paired],
-                    delta=[rows[s][average] - svre[0][s][average] for s in paired],
-                    image_se=transfer.image_se(images, svre[1])[0],
+                    delta=[rows[s][average] - reference[s][average] for s in paired],
+                    image_se=transfer.image_se(images, reference_images)[0],
                     passes=rows[paired[0]][passes], seconds=[rows[s][seconds] for s in paired])
             out.append((f'{preset} eps {settings["max_epsilon"]:g} T{table}', column))
     return out
