@@ -295,5 +295,9 @@ def test_equal_pass_verdict_applies_the_adoption_rule_per_cell(tmp_path):
     assert not equal_passes.meets_rule(dict(delta=[0.0, 1.5, 3.0], image_se=0.1))   # seeds
     with pytest.raises(Exception, match='nowhere/transfer.json: no such file'):
         equal_passes.cells(tmp_path / 'nowhere')
+    (tmp_path / 'cut').mkdir()
+    (tmp_path / 'cut' / 'transfer.json').write_text('{"settings": {')
+    with pytest.raises(Exception, match='cut/transfer.json: not JSON'):
+        equal_passes.cells(tmp_path / 'cut')
     with pytest.raises(Exception, match='not an --equal_passes run'):
         equal_passes.cells(write_equal_pass_run(tmp_path / 'three', fooled, equal_passes=False))

@@ -36,7 +36,10 @@ def cells(path):
     source = pathlib.Path(path) / 'transfer.json'
     if not source.is_file():
         raise app.UsageError(f'{source}: no such file (name a results folder of transfer)')
-    run = json.loads(source.read_text())
+    try:
+        run = json.loads(source.read_text())
+    except json.JSONDecodeError as error:
+        raise app.UsageError(f'{source}: not JSON ({error})') from None
     settings, records = run['settings'], run['records']
     if not settings.get('equal_passes'):
         raise app.UsageError(f'{path}: not an --equal_passes run')
